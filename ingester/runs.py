@@ -1,0 +1,64 @@
+"""Typed values passed between the pipeline's stages.
+
+`Document` comes out of the reader; `NormalizedRun` out of normalize (with external locations
+filled in by resolve) and into the writer. Nothing here reads files or talks to Tiled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Document", "ExternalSource", "StreamInfo", "NormalizedRun"]
+
+
+@dataclass(slots=True)
+class Document:
+    """One event-model document as read from a run file, with the line it starts on (1-based)."""
+
+    name: str
+    doc: dict[str, Any]
+    line: int
+
+
+@dataclass
+class ExternalSource:
+    """One normalized StreamResource (event-model 1.24 form) and the StreamDatums that index it.
+
+    `line` and `source_name` point at the document in the run file it came from (a legacy
+    `resource` or a `stream_resource`), so that a refusal can name it. `local_uri` (where the
+    ingester reads the file) and `server_uri` (what Tiled registers) are set by resolve.
+    """
+
+    doc: dict[str, Any]
+    line: int
+    source_name: str
+    stream: str | None = None
+    stream_datums: list[dict[str, Any]] = field(default_factory=list)
+    local_uri: str | None = None
+    server_uri: str | None = None
+
+
+@dataclass
+class StreamInfo:
+    """One Bluesky stream: its first (normalized) descriptor and what later ones changed."""
+
+    name: str
+    descriptor: dict[str, Any]
+    descriptor_uids: list[str] = field(default_factory=list)
+    config_updates: list[dict[str, Any]] = field(default_factory=list)
+    row_count: int = 0
+
+
+@dataclass
+class NormalizedRun:
+    """Everything about one run except its internal event rows, which are streamed in a second pass."""
+
+    uid: str
+    path: Path
+    start: dict[str, Any]
+    stop: dict[str, Any] | None
+    streams: dict[str, StreamInfo] = field(default_factory=dict)
+    external: dict[str, ExternalSource] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
