@@ -27,13 +27,17 @@ class ExternalSource:
     """One normalized StreamResource (event-model 1.24 form) and the StreamDatums that index it.
 
     `line` and `source_name` point at the document in the run file it came from (a legacy
-    `resource` or a `stream_resource`), so that a refusal can name it. `local_uri` (where the
+    `resource` or a `stream_resource`), so that a refusal can name it. `original_location` is the
+    location exactly as the document wrote it (a StreamResource `uri`, or a legacy Resource's `root`
+    joined with `resource_path`), possibly relative: normalize never resolves it against the working
+    directory, resolve does it against the data roots. `local_uri` (where the
     ingester reads the file) and `server_uri` (what Tiled registers) are set by resolve.
     """
 
     doc: dict[str, Any]
     line: int
     source_name: str
+    original_location: str
     stream: str | None = None
     stream_datums: list[dict[str, Any]] = field(default_factory=list)
     local_uri: str | None = None
