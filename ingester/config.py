@@ -1,0 +1,102 @@
+"""Configuration: one pydantic settings object, built at the edge and passed in.
+
+Sources, highest first: command-line flags (passed as keyword arguments by the CLI), `INGESTER_*`
+environment variables, a TOML file (`--config FILE`, else `ingester.toml` in the working
+directory), the defaults below. The Tiled API key comes from `TILED_API_KEY` (or `api_key` in the
+config file), never from the command line, and is kept as a secret: it is not printed, logged or
+repeated in an error. No other module reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "load_settings", "parse_mapping"]
+
+DEFAULT_CONFIG_FILE = Path("ingester.toml")
+
+
+def parse_mapping(value: str, flag: str) -> tuple[str, str]:
+    """`OLD=NEW` -> ("OLD", "NEW"); both sides must be non-empty."""
+    old, sep, new = value.partition("=")
+    if not sep or not old or not new:
+        raise ValueError(f"{flag} expects OLD=NEW, got {value!r}")
+    return old, new
+
+
+class Settings(BaseSettings):
+    """Everything the flags set; see the README's Configuration section."""
+
+    model_config = SettingsConfigDict(env_prefix="INGESTER_", extra="forbid", populate_by_name=True)
+
+    catalog: Path = Field(Path("ingester-catalog"), description="Embedded catalog folder (the default target).")
+    tiled_uri: str | None = Field(None, description="Write to this Tiled server instead of the embedded catalog.")
+    api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("api_key", "TILED_API_KEY", "INGESTER_API_KEY"), repr=False
+    )
+    data_roots: list[Path] = Field(default_factory=list, description="Where relative external paths are looked up.")
+    root_map: list[tuple[str, str]] = Field(default_factory=list, description="OLD=NEW prefixes of moved data.")
+    server_paths: list[tuple[str, str]] = Field(
+        default_factory=list, description="LOCAL=SERVER prefixes when Tiled mounts the data elsewhere."
+    )
+    ledger: str | None = Field(None, description="SQLAlchemy URL of the ledger; default: inside the catalog.")
+    jobs: int = Field(0, ge=0, description="Concurrent runs; 0 means the number of cores.")
+    include_incomplete: bool = False
+
+    @field_validator("root_map", "server_paths", mode="before")
+    @classmethod
+    def _mappings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return list(value.items())
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if isinstance(value, list):
+            return [parse_mapping(v, "mapping") if isinstance(v, str) else v for v in value]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, _TiledApiKey(settings_cls)]
+        if settings_cls.model_config.get("toml_file") is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+class _TiledApiKey(PydanticBaseSettingsSource):
+    """`TILED_API_KEY`, the variable Tiled's own tools read, without the INGESTER_ prefix."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - required by the base class
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        import os
+
+        key = os.environ.get("TILED_API_KEY")
+        return {"api_key": key} if key else {}
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build the settings from flags (None = not given), environment and config file."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+    toml_file = config_file or (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None)
+    given = {k: v for k, v in flags.items() if v is not None and v != [] and v != ()}
+    config = SettingsConfigDict(**{**Settings.model_config, "toml_file": toml_file})
+    settings_cls = type("Settings", (Settings,), {"model_config": config})
+    return settings_cls(**given)
