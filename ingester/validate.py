@@ -115,6 +115,7 @@ class _RunState:
         self.datums: set[str] = set()
         self.wanted_datums: dict[str, int] = {}  # datum id -> line of the first event using it
         self.uids: set[int] = set()
+        self.rejected: set[str] = set()  # uids of documents that failed their schema
 
 
 class RunValidator:
@@ -156,11 +157,14 @@ class RunValidator:
         reason = check_document(name, doc)
         if reason is not None:
             self._report(state, document, reason)
+            uid = doc.get("uid")
+            if isinstance(uid, str):  # what refers to it is not reported again
+                state.rejected.add(uid)
             return
         if run is None:
             self._report(state, document, f"{name} document before any start document")
             return
-        uid = doc.get("uid")
+        uid = doc.get("uid") if name != "event_page" else None
         if uid is not None:
             digest = hash(uid)
             if digest in state.uids:
@@ -191,12 +195,18 @@ class RunValidator:
         if doc["run_start"] != state.uid:
             self._report(state, document, f"unknown run start {doc['run_start']!r}")
             return
+        if not isinstance(doc.get("name"), str):
+            self._report(state, document, "descriptor has no stream 'name'")
+            state.rejected.add(doc["uid"])
+            return
         state.descriptors[doc["uid"]] = stream = _Stream(doc["name"], doc["data_keys"], document.line)
         state.report.streams.setdefault(stream.name, 0)
 
     def _event(self, state: _RunState, document: Document, doc: dict) -> None:
         stream = state.descriptors.get(doc["descriptor"])
         if stream is None:
+            if doc["descriptor"] in state.rejected:
+                return
             self._report(state, document, f"unknown descriptor {doc['descriptor']!r}")
             return
         if self._after_stop(state, document):
@@ -215,6 +225,8 @@ class RunValidator:
     def _event_page(self, state: _RunState, document: Document, doc: dict) -> None:
         stream = state.descriptors.get(doc["descriptor"])
         if stream is None:
+            if doc["descriptor"] in state.rejected:
+                return
             self._report(state, document, f"unknown descriptor {doc['descriptor']!r}")
             return
         if self._after_stop(state, document):
@@ -266,20 +278,20 @@ class RunValidator:
         state.stream_resources[doc["uid"]] = doc.get("data_key", "")
 
     def _datum(self, state: _RunState, document: Document, doc: dict) -> None:
-        if doc["resource"] not in state.resources:
+        state.datums.add(doc["datum_id"])  # known now, whatever its resource: no second report
+        if doc["resource"] not in state.resources and doc["resource"] not in state.rejected:
             self._report(state, document, f"unknown resource {doc['resource']!r}", doc.get("datum_id"))
-            return
-        state.datums.add(doc["datum_id"])
 
     def _datum_page(self, state: _RunState, document: Document, doc: dict) -> None:
-        if doc["resource"] not in state.resources:
-            self._report(state, document, f"unknown resource {doc['resource']!r}", None)
-            return
         state.datums.update(doc["datum_id"])
+        if doc["resource"] not in state.resources and doc["resource"] not in state.rejected:
+            self._report(state, document, f"unknown resource {doc['resource']!r}", None)
 
     def _stream_datum(self, state: _RunState, document: Document, doc: dict) -> None:
         key = state.stream_resources.get(doc["stream_resource"])
         if key is None:
+            if doc["stream_resource"] in state.rejected:
+                return
             self._report(state, document, f"unknown stream_resource {doc['stream_resource']!r}")
             return
         stream = state.descriptors.get(doc["descriptor"])
