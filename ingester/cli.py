@@ -85,6 +85,9 @@ def _print_file_report(report) -> None:
     for run in report.runs:
         if run.more_problems:
             typer.echo(f"{report.path}: run {run.uid or '-'}: {run.more_problems} more problems not shown")
+    for run in report.runs:
+        if run.status == "incomplete" and run.uid is not None and report.truncated is None:
+            typer.echo(f"{report.path}:{run.line}: start {run.uid} : incomplete: run has no stop document")
     if report.truncated is not None:
         typer.echo(str(report.truncated))
     runs = len([r for r in report.runs if r.uid is not None])

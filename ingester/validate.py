@@ -26,7 +26,9 @@ from schemas import check_document
 __all__ = ["RunReport", "FileReport", "RunValidator", "validate_file", "MAX_PROBLEMS_PER_RUN"]
 
 MAX_PROBLEMS_PER_RUN = 20
-_EXTERNAL_BY_REFERENCE = ("datum", "datum_page", "stream_datum")
+_NAMES_OK = frozenset(
+    ("start", "stop", "descriptor", "event", "event_page", "resource", "datum", "datum_page", "stream_resource", "stream_datum")
+)
 
 
 @dataclass
@@ -156,7 +158,7 @@ class RunValidator:
         state.report.documents += 1
         reason = check_document(name, doc)
         if reason is not None:
-            self._report(state, document, reason)
+            self._report(state, document, reason if name not in _NAMES_OK else f"fails its schema: {reason}")
             uid = doc.get("uid")
             if isinstance(uid, str):  # what refers to it is not reported again
                 state.rejected.add(uid)
@@ -175,6 +177,9 @@ class RunValidator:
     def _start(self, state: _RunState, document: Document, doc: dict) -> None:
         if state.started:
             self._report(state, document, "a second start document for this run")
+        open_runs = [s.uid for s in self.order if s is not state and s.started and not s.stopped]
+        if open_runs:
+            self._report(state, document, f"a second start before the stop of run {open_runs[-1]!r}")
         state.started = True
 
     def _stop(self, state: _RunState, document: Document, doc: dict) -> None:
@@ -319,7 +324,7 @@ class RunValidator:
         """Every external value must be served: a datum for legacy keys, a stream_resource for STREAM: keys."""
         missing = [(line, d) for d, line in state.wanted_datums.items() if d not in state.datums]
         for line, datum in sorted(missing)[:5]:
-            self._report(state, Document("event", {}, line), f"datum {datum!r} used by an event is not in the run", "")
+            self._report(state, Document("event", {}, line), f"unknown datum {datum!r}: used by an event, not in the run", "")
         for stream in state.descriptors.values():
             if not state.report.streams.get(stream.name):
                 continue
