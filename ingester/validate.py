@@ -6,13 +6,15 @@ come before or after the events that use them, as TiledWriter allows); event dat
 descriptor; seq_num increases per descriptor; external keys have their resource or stream resource;
 no uid is used twice. A run without stop is `incomplete` (a state, not an error).
 
-Memory stays flat in the number of events: per event only a 64-bit digest of its uid is kept.
+Memory stays nearly flat in the number of events: per event only a 64-bit digest of its uid and
+its line number are kept (12 bytes), to find duplicate uids when the run ends.
 This stage reads nothing but the documents it is given and writes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,37 @@ class _Stream:
         return keys == self.required or (self.required <= keys and keys <= self.keys)
 
 
+class _UidLog:
+    """Every uid of a run as a 64-bit digest and the line it came on: 12 bytes a document.
+
+    Duplicates are found once, when the run ends, by sorting the digests.
+    """
+
+    __slots__ = ("digests", "lines")
+
+    def __init__(self) -> None:
+        self.digests = array("q")
+        self.lines = array("i")
+
+    def add(self, uid: Any, line: int) -> None:
+        self.digests.append(hash(uid) if isinstance(uid, str) else hash(repr(uid)))
+        self.lines.append(line)
+
+    def duplicates(self) -> list[tuple[int, int]]:
+        """(line of the repeat, line of the first use), in file order."""
+        if len(self.digests) < 2:
+            return []
+        import numpy
+
+        digests = numpy.frombuffer(self.digests, dtype=numpy.int64)
+        lines = numpy.frombuffer(self.lines, dtype=numpy.int32)
+        order = numpy.argsort(digests, kind="stable")
+        ordered = digests[order]
+        repeats = numpy.nonzero(ordered[1:] == ordered[:-1])[0] + 1
+        firsts = numpy.searchsorted(ordered, ordered[repeats], side="left")
+        return sorted(zip(lines[order[repeats]].tolist(), lines[order[firsts]].tolist()))
+
+
 class _RunState:
     """Cross-document bookkeeping for one run."""
 
@@ -116,7 +149,7 @@ class _RunState:
         self.sres_keys: set[tuple[str, str]] = set()  # (stream name, data_key) served by stream_datum
         self.datums: set[str] = set()
         self.wanted_datums: dict[str, int] = {}  # datum id -> line of the first event using it
-        self.uids: set[int] = set()
+        self.uids = _UidLog()
         self.rejected: set[str] = set()  # uids of documents that failed their schema
 
 
@@ -168,10 +201,7 @@ class RunValidator:
             return
         uid = doc.get("uid") if name != "event_page" else None
         if uid is not None:
-            digest = hash(uid)
-            if digest in state.uids:
-                self._report(state, document, f"duplicate uid {uid!r}")
-            state.uids.add(digest)
+            state.uids.add(uid, document.line)
         getattr(self, f"_{name}")(state, document, doc)
 
     def _start(self, state: _RunState, document: Document, doc: dict) -> None:
@@ -244,10 +274,7 @@ class RunValidator:
         if any(len(column) != rows for column in columns):
             self._report(state, document, "event_page columns differ in length")
         for uid in doc["uid"]:
-            digest = hash(uid)
-            if digest in state.uids:
-                self._report(state, document, f"duplicate uid {uid!r}", uid)
-            state.uids.add(digest)
+            state.uids.add(uid, document.line)
         for seq in seq_nums:
             if seq <= stream.last_seq:
                 self._report(state, document, f"seq_num {seq} does not increase (previous {stream.last_seq})")
@@ -314,6 +341,8 @@ class RunValidator:
             report = state.report
             if state.uid is not None and state.started:
                 self._check_external(state)
+            for line, first in state.uids.duplicates()[:MAX_PROBLEMS_PER_RUN]:
+                self._report(state, Document("-", {}, line), f"duplicate uid: already used on line {first}", "")
             if report.problems or report.more_problems:
                 report.status = "invalid"
             else:
