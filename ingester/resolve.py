@@ -158,7 +158,9 @@ def _resolve_source(
             return placed[0]
         if first_fault is None:
             if escaping:
-                first_fault = f"external path escapes the data roots: {escaping[0]}"
+                real = os.path.realpath(escaping[0])
+                via = f" (a symlink to {real})" if real != escaping[0] else ""
+                first_fault = f"external path escapes the data roots: {escaping[0]}{via}"
             else:
                 first_fault = f"external file does not exist: {missing[0]}"
                 if root is not None and len(roots) > 1:

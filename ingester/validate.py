@@ -208,8 +208,11 @@ class RunValidator:
         if state.started:
             self._report(state, document, "a second start document for this run")
         open_runs = [s.uid for s in self.order if s is not state and s.started and not s.stopped]
-        if open_runs:
+        if open_runs:  # interleaved runs: neither can be trusted
             self._report(state, document, f"a second start before the stop of run {open_runs[-1]!r}")
+            self._report(
+                self.runs[open_runs[-1]], document, f"still open when run {doc['uid']!r} starts: interleaved runs are refused", open_runs[-1]
+            )
         state.started = True
 
     def _stop(self, state: _RunState, document: Document, doc: dict) -> None:

@@ -160,7 +160,7 @@ def test_symlink_pointing_out_of_the_roots_is_refused(tmp_path: Path) -> None:
     run = _stream_resource_run(tmp_path, "det.h5")
     problem = _refusal(run, PathRules(data_roots=(root,)))
     assert problem.line == 3 and problem.name == "stream_resource"
-    assert problem.reason == f"external path escapes the data roots: {root}/det.h5"
+    assert problem.reason == f"external path escapes the data roots: {root}/det.h5 (a symlink to {outside})"
 
 
 def test_missing_absolute_file(tmp_path: Path) -> None:
