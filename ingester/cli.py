@@ -153,4 +153,7 @@ def _print_file_report(report) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from ingester.logs import setup_logging
+
+    setup_logging()
     app()

@@ -1,0 +1,44 @@
+"""Logging: loguru for our messages, with the standard library's loggers (tiled, httpx, uvicorn)
+routed into it at WARNING and above so that a run's output is ours, not theirs.
+
+`setup_logging(json=False, level="INFO")` is called once, at the edge (the CLI). Human-readable lines
+on stderr by default; `json=True` writes one JSON object a line. Never log an API key: the settings
+hold it as a secret, and nothing here formats settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+from loguru import logger
+
+__all__ = ["logger", "setup_logging"]
+
+_HUMAN = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+
+
+class _ToLoguru(logging.Handler):
+    """Send a standard-library log record to loguru, keeping its level and origin."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
+
+
+def setup_logging(*, json: bool = False, level: str = "INFO") -> None:
+    logger.remove()
+    if json:
+        logger.add(sys.stderr, level=level, serialize=True)
+    else:
+        logger.add(sys.stderr, level=level, format=_HUMAN, colorize=None)
+    logging.basicConfig(handlers=[_ToLoguru()], level=logging.WARNING, force=True)
+    for noisy in ("tiled", "httpx", "uvicorn", "sqlalchemy", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # tiled's in-process client uses starlette's TestClient, which warns about its own transport.
+    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
