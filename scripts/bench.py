@@ -1,7 +1,7 @@
 """Benchmarks: our code side by side with the reference, in one invocation, printing ratios.
 
     python scripts/bench.py validate [--events N]   # ingester validate vs a bare orjson loop
-    python scripts/bench.py write [--events N] [--datums N]   # our writer vs TiledWriter
+    python scripts/bench.py write [--events N] [--datums N]   # our writer vs TiledWriter (embedded catalogs)
 
 Each measured step runs in a child process so that its peak memory (ru_maxrss) is its own.
 Timings are wall-clock seconds on this machine; the ratios are what the issues set targets on.
@@ -74,12 +74,68 @@ def bench_validate(args: argparse.Namespace) -> None:
               f"(growth {large - small:+.1f} MB for {rows[1][0] - rows[0][0]} more events)")
 
 
+OURS_WRITE = """
+from pathlib import Path
+from ingester.pipeline import ingest_file
+from ingester.resolve import PathRules
+from ingester.target import open_embedded
+path, catalog, root = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+t0 = time.perf_counter()
+with open_embedded(catalog, [root]) as target:
+    outcomes = ingest_file(path, target.root, PathRules(data_roots=(Path(root),)))
+assert [o.status for o in outcomes] == ['ingested'], [o.to_dict() for o in outcomes]
+"""
+
+TILED_WRITER = """
+import orjson
+from bluesky_tiled_plugins.writing.tiled_writer import TiledWriter
+from ingester.target import open_embedded
+path, catalog, root = sys.argv[1], sys.argv[2], sys.argv[3]
+t0 = time.perf_counter()
+with open_embedded(catalog, [root]) as target:
+    writer = TiledWriter(target.root)
+    with open(path, 'rb') as fh:
+        for line in fh:
+            name, doc = orjson.loads(line)
+            writer(name, doc)
+"""
+
+
+def bench_write(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cases = []
+        scalar = tmp / "scalar.jsonl"
+        bench_data.write_scalar_run(scalar, args.events)
+        cases.append((f"scalar {args.events} events x 8", scalar))
+        sd = tmp / "stream_datum.jsonl"
+        bench_data.write_stream_datum_run(sd, tmp / "data", args.datums)
+        cases.append((f"{args.datums} StreamDatum", sd))
+        print(f"{'run':<28} {'ours s':>8} {'TiledWriter s':>14} {'speed-up':>9} {'ours MB':>8} {'TW MB':>7}")
+        for label, path in cases:
+            ours = measure(OURS_WRITE, str(path), str(tmp / f"ours-{path.stem}"), str(tmp))
+            theirs = measure(TILED_WRITER, str(path), str(tmp / f"tw-{path.stem}"), str(tmp))
+            print(f"{label:<28} {ours['seconds']:>8.2f} {theirs['seconds']:>14.2f} "
+                  f"{theirs['seconds'] / ours['seconds']:>8.1f}x {ours['peak_mb']:>8.0f} {theirs['peak_mb']:>7.0f}")
+        if args.events >= 20_000:
+            small = tmp / "scalar-small.jsonl"
+            bench_data.write_scalar_run(small, args.events // 10)
+            low = measure(OURS_WRITE, str(small), str(tmp / "ours-small"), str(tmp))
+            high = measure(OURS_WRITE, str(scalar), str(tmp / "ours-again"), str(tmp))
+            print(f"our peak memory: {low['peak_mb']:.0f} MB at {args.events // 10} events, "
+                  f"{high['peak_mb']:.0f} MB at {args.events} events")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="which", required=True)
     p = sub.add_parser("validate", help="ingester validate vs a bare orjson loop")
     p.add_argument("--events", type=int, default=100_000)
     p.set_defaults(func=bench_validate)
+    p = sub.add_parser("write", help="our writer vs TiledWriter, into fresh embedded catalogs")
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--datums", type=int, default=20_000)
+    p.set_defaults(func=bench_write)
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONHASHSEED", "0")
     started = time.perf_counter()
