@@ -1,7 +1,7 @@
 """Benchmarks: our code side by side with the reference, in one invocation, printing ratios.
 
     python scripts/bench.py validate [--events N]   # ingester validate vs a bare orjson loop
-    python scripts/bench.py write [--events N] [--datums N]   # our writer vs TiledWriter (embedded catalogs)
+    python scripts/bench.py write [--events N] [--datums N]   # our writer vs TiledWriter, one SimpleTiledServer
 
 Each measured step runs in a child process so that its peak memory (ru_maxrss) is its own.
 Timings are wall-clock seconds on this machine; the ratios are what the issues set targets on.
@@ -24,17 +24,19 @@ sys.path.insert(0, str(HERE))
 import bench_data  # noqa: E402
 
 
-def measure(code: str, *args: str) -> dict:
+def measure(code: str, *args: str, env: dict | None = None) -> dict:
     """Run `code` in a fresh interpreter; return its wall time (as it reports) and peak RSS in MB."""
     wrapper = (
-        "import resource, sys, time, json\n"
+        "import resource, sys, time, json, os\n"
         "t0 = time.perf_counter()\n"
         f"{code}\n"
         "elapsed = time.perf_counter() - t0\n"
         "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "print('BENCH ' + json.dumps({'seconds': elapsed, 'peak_mb': rss}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *args], capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+    )
     lines = [line for line in out.stdout.splitlines() if line.startswith("BENCH ")]
     if not lines:
         raise SystemExit(f"benchmark step failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
@@ -78,10 +80,10 @@ OURS_WRITE = """
 from pathlib import Path
 from ingester.pipeline import ingest_file
 from ingester.resolve import PathRules
-from ingester.target import open_embedded
-path, catalog, root = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-t0 = time.perf_counter()
-with open_embedded(catalog, [root]) as target:
+from ingester.target import open_remote
+path, uri, root = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+with open_remote(uri, os.environ['TILED_API_KEY']) as target:
+    t0 = time.perf_counter()
     outcomes = ingest_file(path, target.root, PathRules(data_roots=(Path(root),)))
 assert [o.status for o in outcomes] == ['ingested'], [o.to_dict() for o in outcomes]
 """
@@ -89,10 +91,10 @@ assert [o.status for o in outcomes] == ['ingested'], [o.to_dict() for o in outco
 TILED_WRITER = """
 import orjson
 from bluesky_tiled_plugins.writing.tiled_writer import TiledWriter
-from ingester.target import open_embedded
-path, catalog, root = sys.argv[1], sys.argv[2], sys.argv[3]
-t0 = time.perf_counter()
-with open_embedded(catalog, [root]) as target:
+from ingester.target import open_remote
+path, uri = sys.argv[1], sys.argv[2]
+with open_remote(uri, os.environ['TILED_API_KEY']) as target:
+    t0 = time.perf_counter()
     writer = TiledWriter(target.root)
     with open(path, 'rb') as fh:
         for line in fh:
@@ -101,29 +103,48 @@ with open_embedded(catalog, [root]) as target:
 """
 
 
+def with_new_uid(path: Path, uid: str, out: Path) -> Path:
+    """A copy of a run file under another start uid, so both writers can use the same server."""
+    out.write_bytes(path.read_bytes().replace(uid.encode(), b"copy-" + uid.encode()))
+    return out
+
+
 def bench_write(args: argparse.Namespace) -> None:
+    from tiled.server import SimpleTiledServer
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cases = []
         scalar = tmp / "scalar.jsonl"
-        bench_data.write_scalar_run(scalar, args.events)
-        cases.append((f"scalar {args.events} events x 8", scalar))
+        cases.append((f"scalar {args.events} events x 8", scalar, bench_data.write_scalar_run(scalar, args.events)))
         sd = tmp / "stream_datum.jsonl"
-        bench_data.write_stream_datum_run(sd, tmp / "data", args.datums)
-        cases.append((f"{args.datums} StreamDatum", sd))
-        print(f"{'run':<28} {'ours s':>8} {'TiledWriter s':>14} {'speed-up':>9} {'ours MB':>8} {'TW MB':>7}")
-        for label, path in cases:
-            ours = measure(OURS_WRITE, str(path), str(tmp / f"ours-{path.stem}"), str(tmp))
-            theirs = measure(TILED_WRITER, str(path), str(tmp / f"tw-{path.stem}"), str(tmp))
-            print(f"{label:<28} {ours['seconds']:>8.2f} {theirs['seconds']:>14.2f} "
-                  f"{theirs['seconds'] / ours['seconds']:>8.1f}x {ours['peak_mb']:>8.0f} {theirs['peak_mb']:>7.0f}")
-        if args.events >= 20_000:
-            small = tmp / "scalar-small.jsonl"
-            bench_data.write_scalar_run(small, args.events // 10)
-            low = measure(OURS_WRITE, str(small), str(tmp / "ours-small"), str(tmp))
-            high = measure(OURS_WRITE, str(scalar), str(tmp / "ours-again"), str(tmp))
-            print(f"our peak memory: {low['peak_mb']:.0f} MB at {args.events // 10} events, "
-                  f"{high['peak_mb']:.0f} MB at {args.events} events")
+        cases.append((f"{args.datums} StreamDatum", sd, bench_data.write_stream_datum_run(sd, tmp / "data", args.datums)))
+        server = SimpleTiledServer(directory=tmp / "server", readable_storage=[tmp])
+        env = {"TILED_API_KEY": server.api_key}
+        server.uri = server.uri.split("?")[0]  # the key travels in the environment, not in argv
+        try:
+            print(f"Tiled: SimpleTiledServer on loopback (SQLite catalog + SQLite tables), one server for both writers")
+            print(f"{'run':<28} {'ours s':>8} {'TiledWriter s':>14} {'speed-up':>9} {'ours MB':>8} {'TW MB':>7}")
+            for label, path, uid in cases:
+                theirs = measure(TILED_WRITER, str(path), server.uri, env=env)
+                ours = measure(OURS_WRITE, str(with_new_uid(path, uid, tmp / f"ours-{path.name}")), server.uri, str(tmp), env=env)
+                print(f"{label:<28} {ours['seconds']:>8.2f} {theirs['seconds']:>14.2f} "
+                      f"{theirs['seconds'] / ours['seconds']:>8.1f}x {ours['peak_mb']:>8.0f} {theirs['peak_mb']:>7.0f}")
+            if args.events >= 20_000:
+                small = tmp / "scalar-small.jsonl"
+                bench_data.write_scalar_run(small, args.events // 10)
+                low = measure(OURS_WRITE, str(small), server.uri, str(tmp), env=env)
+                print(f"our peak memory: {low['peak_mb']:.0f} MB at {args.events // 10} events, "
+                      f"{ours_scalar_mb(cases, tmp, server, env):.0f} MB at {args.events} events")
+        finally:
+            server.close()
+
+
+def ours_scalar_mb(cases, tmp: Path, server, env) -> float:
+    label, path, uid = cases[0]
+    again = with_new_uid(path, uid, tmp / "again.jsonl")
+    again.write_bytes(again.read_bytes().replace(b"copy-", b"again-"))
+    return measure(OURS_WRITE, str(again), server.uri, str(tmp), env=env)["peak_mb"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("validate", help="ingester validate vs a bare orjson loop")
     p.add_argument("--events", type=int, default=100_000)
     p.set_defaults(func=bench_validate)
-    p = sub.add_parser("write", help="our writer vs TiledWriter, into fresh embedded catalogs")
+    p = sub.add_parser("write", help="our writer vs TiledWriter, on one SimpleTiledServer")
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--datums", type=int, default=20_000)
     p.set_defaults(func=bench_write)

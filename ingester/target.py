@@ -1,0 +1,167 @@
+"""Open the place runs are written to: an embedded catalog folder, or a remote Tiled server.
+
+The embedded default is a folder holding Tiled's SQL catalog (`catalog.db`), its SQL tabular storage
+(`storage.duckdb`) and a `data/` folder for zarr arrays, written in-process with no server and no
+network (catalog -> ASGI app -> in-process client). The remote target is a Tiled URI plus an API key
+handed in by the caller. Either way the caller gets a `Target` whose `root` is a tiled client
+`Container`, and closes it (or uses it as a context manager) to shut everything down.
+
+This module never reads the environment or argv, never logs the API key, and writes no run: that is
+the writer's job. The heavy server side of tiled is imported only for the embedded catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CatalogLayout", "Target", "open_embedded", "open_remote", "open_target"]
+
+
+DEFAULT_CATALOG_DIR = Path("ingester-catalog")
+# The root's spec makes bluesky-tiled-plugins' client present the catalog as a CatalogOfBlueskyRuns (v3: SQL).
+ROOT_SPECS = [{"name": "CatalogOfBlueskyRuns", "version": "3.0"}]
+
+
+@dataclass(frozen=True)
+class CatalogLayout:
+    """Where the parts of an embedded catalog live inside its folder.
+
+    The tabular storage is DuckDB, as in tiled's own SimpleTiledServer. SQLite was measured too
+    (appends of 100k rows x 18 columns: about 0.25 s either way) and would let several processes
+    open the folder at once, but tiled 0.2.20 cannot store list columns in SQLite, so small internal
+    arrays (<= 16 elements, kept in the table by TiledWriter) and ragged arrays could not be written.
+    DuckDB's price: one process at a time holds a catalog folder (a second one fails with a lock
+    error), so while `ingester serve` runs, ingest through its HTTP address instead.
+    """
+
+    root: Path
+
+    @property
+    def catalog_db(self) -> Path:
+        return self.root / "catalog.db"
+
+    @property
+    def tabular_db(self) -> Path:
+        return self.root / "storage.duckdb"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def catalog_uri(self) -> str:
+        return f"sqlite:///{self.catalog_db}"
+
+    @property
+    def tabular_uri(self) -> str:
+        return f"duckdb:///{self.tabular_db}"
+
+    def exists(self) -> bool:
+        return self.catalog_db.is_file()
+
+
+def build_catalog(layout: CatalogLayout, readable_roots: Iterable[Path | str] = (), *, create: bool = True) -> Any:
+    """The tiled catalog adapter over an embedded catalog folder (created if missing and `create`)."""
+    from tiled.catalog import from_uri as catalog_from_uri
+
+    new = not layout.exists()
+    if new and not create:
+        raise FileNotFoundError(f"no catalog in {layout.root} (expected {layout.catalog_db.name})")
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    return catalog_from_uri(
+        layout.catalog_uri,
+        specs=ROOT_SPECS,
+        writable_storage=[str(layout.data_dir), layout.tabular_uri],
+        readable_storage=[str(Path(root).absolute()) for root in readable_roots],
+        # Initialising runs `tiled catalog init` in a subprocess (~3 s); skip it when the file is there.
+        init_if_not_exists=new,
+    )
+
+
+class Target:
+    """An open write target: `root` is the tiled `Container` runs go into; close it when done.
+
+    `description` names the target for logs (a folder or a URI without credentials).
+    """
+
+    def __init__(self, root: Any, context: Any, description: str, *, embedded: bool):
+        self.root = root
+        self.context = context
+        self.description = description
+        self.embedded = embedded
+        self._closed = False
+
+    def close(self) -> None:
+        """Shut the client down; embedded, this also stops the in-process app, whose shutdown closes
+        the catalog's connection pool and releases the tabular storage's connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.context.close()
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Target {self.description}>"
+
+
+def open_embedded(
+    catalog_dir: Path | str = DEFAULT_CATALOG_DIR, readable_roots: Iterable[Path | str] = ()
+) -> Target:
+    """Open (creating if needed) the embedded catalog in `catalog_dir`, in-process.
+
+    `readable_roots` are the folders external files may be registered from (Tiled refuses to read
+    a registered file outside them).
+    """
+    from tiled.client import from_context
+    from tiled.client.context import Context
+    from tiled.server.app import build_app
+
+    layout = CatalogLayout(Path(catalog_dir).absolute())
+    catalog = build_catalog(layout, readable_roots)
+    context = Context.from_app(build_app(catalog))
+    try:
+        root = from_context(context)
+    except BaseException:
+        context.close()
+        raise
+    return Target(root, context, str(layout.root), embedded=True)
+
+
+def open_remote(tiled_uri: str, api_key: str | None) -> Target:
+    """Connect to a running Tiled server; the API key comes from the caller, never from here."""
+    from urllib.parse import urlsplit
+
+    from tiled.client import from_context
+    from tiled.client.context import Context
+
+    context, node_path_parts = Context.from_any_uri(tiled_uri, api_key=api_key)
+    try:
+        root = from_context(context, node_path_parts=node_path_parts, remember_me=False)
+    except BaseException:
+        context.close()
+        raise
+    # The query may carry an api_key and the netloc a password: keep both out of the description.
+    parts = urlsplit(tiled_uri)
+    port = f":{parts.port}" if parts.port else ""
+    return Target(root, context, f"{parts.scheme}://{parts.hostname}{port}{parts.path}", embedded=False)
+
+
+def open_target(
+    *,
+    tiled_uri: str | None = None,
+    api_key: str | None = None,
+    catalog_dir: Path | str = DEFAULT_CATALOG_DIR,
+    readable_roots: Iterable[Path | str] = (),
+) -> Target:
+    """The remote server when `tiled_uri` is given, else the embedded catalog in `catalog_dir`."""
+    if tiled_uri:
+        return open_remote(tiled_uri, api_key)
+    return open_embedded(catalog_dir, readable_roots)
