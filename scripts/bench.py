@@ -31,7 +31,8 @@ def measure(code: str, *args: str, env: dict | None = None) -> dict:
         "t0 = time.perf_counter()\n"
         f"{code}\n"
         "elapsed = time.perf_counter() - t0\n"
-        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        # VmHWM, not ru_maxrss: the latter survives fork+exec and would report the parent's size.
+        "rss = int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024\n"
         "print('BENCH ' + json.dumps({'seconds': elapsed, 'peak_mb': rss}))\n"
     )
     out = subprocess.run(
