@@ -71,14 +71,56 @@ def build_catalog(layout: CatalogLayout, readable_roots: Iterable[Path | str] = 
     if new and not create:
         raise FileNotFoundError(f"no catalog in {layout.root} (expected {layout.catalog_db.name})")
     layout.data_dir.mkdir(parents=True, exist_ok=True)
+    if new:
+        initialize_catalog_database(layout.catalog_uri)
     return catalog_from_uri(
         layout.catalog_uri,
         specs=ROOT_SPECS,
         writable_storage=[str(layout.data_dir), layout.tabular_uri],
         readable_storage=[str(Path(root).absolute()) for root in readable_roots],
-        # Initialising runs `tiled catalog init` in a subprocess (~3 s); skip it when the file is there.
-        init_if_not_exists=new,
     )
+
+
+def initialize_catalog_database(uri: str) -> None:
+    """Create Tiled's catalog tables and stamp them with the current schema revision.
+
+    The same two steps as `tiled catalog init`, done in-process: tiled's own `init_if_not_exists`
+    starts that command in a subprocess (a second interpreter importing tiled: ~3-4 s), which is
+    most of the time a first `ingest-dir` takes. The async part runs in a thread of its own so it
+    never meets a running event loop.
+    """
+    import asyncio
+    import threading
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from tiled.alembic_utils import stamp_head
+    from tiled.catalog.alembic_constants import ALEMBIC_DIR, ALEMBIC_INI_TEMPLATE_PATH
+    from tiled.catalog.core import initialize_database
+    from tiled.utils import ensure_specified_sql_driver
+
+    uri = ensure_specified_sql_driver(uri)
+
+    async def create_tables() -> None:
+        engine = create_async_engine(uri)
+        try:
+            await initialize_database(engine)
+        finally:
+            await engine.dispose()
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(create_tables())
+        except BaseException as error:  # re-raised in the caller's thread
+            failure.append(error)
+
+    worker = threading.Thread(target=run, name="catalog-init")
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    stamp_head(ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR, uri)
 
 
 class Target:
@@ -124,6 +166,7 @@ def open_embedded(
     from tiled.client.context import Context
     from tiled.server.app import build_app
 
+    _quiet_server_log()
     layout = CatalogLayout(Path(catalog_dir).absolute())
     catalog = build_catalog(layout, readable_roots)
     context = Context.from_app(build_app(catalog))
@@ -133,6 +176,16 @@ def open_embedded(
         context.close()
         raise
     return Target(root, context, str(layout.root), embedded=True)
+
+
+def _quiet_server_log() -> None:
+    """tiled's app logs its version to stdout at startup: fine for a server, noise for a batch job."""
+    import logging
+
+    server_log = logging.getLogger("tiled.server.app")
+    server_log.setLevel(logging.WARNING)
+    for handler in list(server_log.handlers):
+        server_log.removeHandler(handler)
 
 
 def open_remote(tiled_uri: str, api_key: str | None) -> Target:
