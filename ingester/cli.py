@@ -136,6 +136,37 @@ def ingest_dir(
     raise typer.Exit(summary.exit_code)
 
 
+@app.command()
+def serve(
+    catalog: CatalogOpt = None,
+    port: Annotated[int, typer.Option("--port", help="TCP port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
+    data_root: DataRootOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the embedded catalog with Tiled, for any Tiled client (bluesky-tiled-plugins' included).
+
+    Anyone may read; writing needs the API key from TILED_API_KEY (without it the catalog is read-only).
+    Registered files are read from the data roots and the folders earlier ingests used.
+    """
+    from ingester.serve import serve_catalog
+    from ingester.target import CatalogLayout
+
+    settings = _settings(config, catalog=catalog, data_roots=data_root)
+    layout = CatalogLayout(settings.catalog.absolute())
+    if not layout.exists():
+        typer.echo(f"error: no catalog in {layout.root} (run `ingester ingest-dir` first)", err=True)
+        raise typer.Exit(2)
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    roots = [*settings.data_roots, *(new for _, new in settings.root_map)]
+    typer.echo(f"serving {layout.root} at http://{host}:{port} ({'read/write' if api_key else 'read-only'})", err=True)
+    try:
+        serve_catalog(layout.root, port, host=host, readable_roots=roots, api_key=api_key, log_level="warning")
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _print_file_report(report) -> None:
     for problem in report.all_problems():
         typer.echo(str(problem))

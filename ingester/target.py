@@ -12,6 +12,7 @@ the writer's job. The heavy server side of tiled is imported only for the embedd
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,21 @@ class CatalogLayout:
         return self.root / "data"
 
     @property
+    def roots_file(self) -> Path:
+        """The folders external files were registered from, kept so `serve` can read them later."""
+        return self.root / "readable-roots.json"
+
+    def remember_roots(self, roots: Iterable[Path | str]) -> list[str]:
+        """Merge `roots` into the remembered ones; return them all (registered files stay readable)."""
+        known = json.loads(self.roots_file.read_text()) if self.roots_file.is_file() else []
+        merged = list(dict.fromkeys([*known, *(str(Path(r).absolute()) for r in roots)]))
+        if merged != known:
+            tmp = self.roots_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(merged, indent=1))
+            tmp.replace(self.roots_file)
+        return merged
+
+    @property
     def catalog_uri(self) -> str:
         return f"sqlite:///{self.catalog_db}"
 
@@ -77,7 +93,7 @@ def build_catalog(layout: CatalogLayout, readable_roots: Iterable[Path | str] = 
         layout.catalog_uri,
         specs=ROOT_SPECS,
         writable_storage=[str(layout.data_dir), layout.tabular_uri],
-        readable_storage=[str(Path(root).absolute()) for root in readable_roots],
+        readable_storage=layout.remember_roots(readable_roots),
     )
 
 
