@@ -19,6 +19,16 @@ __all__ = ["logger", "setup_logging"]
 _HUMAN = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 
 
+def _stderr(message: str) -> None:
+    """Write to whatever sys.stderr is now (a test runner may swap it), not what it was at import."""
+    sys.stderr.write(message)
+
+
+# Until setup_logging() runs (library use, tests), log to the current stderr, not a stale one.
+logger.remove()
+logger.add(_stderr, level="INFO", format=_HUMAN, colorize=False)
+
+
 class _ToLoguru(logging.Handler):
     """Send a standard-library log record to loguru, keeping its level and origin."""
 
@@ -33,9 +43,9 @@ class _ToLoguru(logging.Handler):
 def setup_logging(*, json: bool = False, level: str = "INFO") -> None:
     logger.remove()
     if json:
-        logger.add(sys.stderr, level=level, serialize=True)
+        logger.add(_stderr, level=level, serialize=True)
     else:
-        logger.add(sys.stderr, level=level, format=_HUMAN, colorize=None)
+        logger.add(_stderr, level=level, format=_HUMAN, colorize=sys.stderr.isatty())
     logging.basicConfig(handlers=[_ToLoguru()], level=logging.WARNING, force=True)
     for noisy in ("tiled", "httpx", "uvicorn", "sqlalchemy", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
