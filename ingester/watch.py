@@ -1,0 +1,395 @@
+"""Watch stage: follow spool folders and hand each run file to a callback once it is complete.
+
+`SpoolWatcher.run(stop)` catches up on the files already there (a full scan), then follows
+filesystem events: watchdog's inotify observer for local folders, its polling observer for folders
+on network filesystems (chosen per folder from the mount table, `ingester.mounts`), because
+inotify never hears of writes made by another NFS client. Every event only makes a file pending in
+a `SettleTable` (`ingester.settle`), which decides when it is ready: quiet for `settle` seconds
+and ending with a stop document. An APScheduler background scheduler runs the jobs: the settle
+check that hands ready files over, a full rescan every `rescan_interval` seconds (the safety net
+for missed events), and the heartbeat (`on_heartbeat(state, scanned=...)`).
+
+Ready files go to ONE worker thread, one at a time, which calls `on_ready(path)` and gets back
+the status the ledger records ("ingested", "already-present", "incomplete", "refused", "failed",
+"unchanged"); "failed", or the callback raising, is retried with exponential backoff. When `stop`
+is set, no new work is taken, the file in hand is finished, and the observers, the scheduler and
+the worker are shut down before `run` returns.
+
+The watcher knows nothing of Tiled, the ledger or the run documents: it never opens a run file
+beyond its last bytes, and what becomes of a file is the callback's business.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from ingester.discover import find_run_files, is_run_file_name
+from ingester.logs import logger
+from ingester.mounts import filesystem_type, is_network_filesystem
+from ingester.settle import FAILED, INCOMPLETE, Handover, SettleTable, take_snapshot
+
+__all__ = ["SpoolWatcher", "WatchError", "install_signal_handlers"]
+
+_EVENTS = [
+    FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
+    DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
+]  # fmt: skip
+_QUIET_STATUSES = ("unchanged", "already-present")  # logged at debug: a restart's catch-up is mostly these
+
+
+class WatchError(RuntimeError):
+    """The watcher cannot go on watching (a folder vanished, an observer died); raised by `run`."""
+
+
+class SpoolWatcher:
+    """Hand run files that land under `paths` (folders, watched recursively) to `on_ready`.
+
+    `poll`: True polls every folder, False uses inotify everywhere, None (default) polls the folders
+    on network filesystems. `incomplete_after`: a file that has not changed for this long without a
+    stop document is reported once to `on_incomplete` and handed over. `on_heartbeat(state,
+    scanned=...)` (`Ledger.heartbeat` fits as it is) hears every `heartbeat_interval` seconds and
+    after each full scan (`scanned=True`). Times are in seconds.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        on_ready: Callable[[Path], str],
+        settle: float = 2.0,
+        poll: bool | None = None,
+        poll_interval: float = 5.0,
+        rescan_interval: float = 600.0,
+        incomplete_after: float = 86400.0,
+        on_incomplete: Callable[[Path], None] | None = None,
+        on_heartbeat: Callable[..., None] | None = None,
+        heartbeat_interval: float = 10.0,
+        retry_base: float = 30.0,
+        retry_max: float = 3600.0,
+    ):
+        self.roots = list(dict.fromkeys(Path(os.path.abspath(p)) for p in paths))
+        if not self.roots:
+            raise ValueError("nothing to watch: no folder given")
+        for root in self.roots:
+            if not root.is_dir():
+                raise NotADirectoryError(f"not a folder: {root}")
+        self.polled = {root: is_network_filesystem(root) if poll is None else poll for root in self.roots}
+        self.poll_interval = poll_interval
+        self.rescan_interval = rescan_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.tick = max(0.05, min(settle / 2, 0.5))
+        self.table = SettleTable(
+            settle=settle, incomplete_after=incomplete_after, retry_base=retry_base, retry_max=retry_max
+        )
+        self._on_ready = on_ready
+        self._on_incomplete = on_incomplete
+        self._on_heartbeat = on_heartbeat
+        self._lock = threading.Lock()
+        self._ran = False
+        self._stop: threading.Event | None = None
+        self._stop_requested = False
+        self._stopping = threading.Event()
+        self._work: queue.Queue[Handover | None] = queue.Queue()
+        self._current: Path | None = None
+        self._last_scan = ""
+        self._ticking = threading.Lock()
+        self._observers: list[BaseObserver] = []
+        self._scheduler: BackgroundScheduler | None = None
+        self._worker: threading.Thread | None = None
+
+    # --- running -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Watch until `stop` is set (or `request_stop` is called); everything is shut down on return."""
+        stop = stop or threading.Event()
+        with self._lock:
+            if self._ran:
+                raise RuntimeError("a SpoolWatcher runs once; make a new one")
+            self._ran, self._stop = True, stop
+            if self._stop_requested:
+                stop.set()
+        try:
+            self._start()
+            while not stop.wait(1.0):
+                self._check_observers()
+        finally:
+            self._shut_down()
+
+    def request_stop(self) -> None:
+        """Ask `run` to return once the file in hand is finished (from any thread)."""
+        with self._lock:
+            self._stop_requested = True
+            if self._stop is not None:
+                self._stop.set()
+
+    def state(self) -> str:
+        """One line on what the watcher is doing, as the heartbeat reports it."""
+        if self._stopping.is_set():
+            return "stopping" + (f", finishing {self._current}" if self._current else "")
+        c = self.table.counts()
+        polled = sum(self.polled.values())
+        text = (
+            f"watching {len(self.roots)} folder(s) ({polled} polled): {c['pending']} pending "
+            f"({c['without_stop']} without stop), {self._work.qsize()} queued, {c['retrying']} retrying, "
+            f"{c['done']} handed over"
+        )
+        if self._current:
+            text += f"; working on {self._current}"
+        return text + (f"; last scan {self._last_scan}" if self._last_scan else "")
+
+    def _start(self) -> None:
+        self._worker = threading.Thread(target=self._work_loop, name="ingester-watch-worker")
+        self._worker.start()
+        self._start_observers()
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        now = datetime.now(UTC)
+        add = self._scheduler.add_job
+        add(_logged(self._rescan), "interval", seconds=self.rescan_interval, next_run_time=now, id="rescan")
+        add(_logged(self._settle_tick), "interval", seconds=self.tick, max_instances=2, id="settle")
+        add(_logged(self._heartbeat), "interval", seconds=self.heartbeat_interval, id="heartbeat")
+        self._scheduler.start()
+        kinds = ", ".join(f"{root} ({self._kind(root)})" for root in self.roots)
+        logger.info("watching {}; settle {} s, rescan every {} s", kinds, self.table.settle, self.rescan_interval)
+
+    def _kind(self, root: Path) -> str:
+        fs = filesystem_type(root) or "unknown filesystem"
+        return f"{fs}, polled every {self.poll_interval} s" if self.polled[root] else f"{fs}, inotify"
+
+    def _start_observers(self) -> None:
+        handler = _SpoolEvents(self)
+        native: BaseObserver | None = None
+        polling: BaseObserver | None = None
+        for root in self.roots:
+            if not self.polled[root]:
+                if native is None:
+                    native = self._started(Observer())
+                try:
+                    native.schedule(handler, str(root), recursive=True, event_filter=_EVENTS)
+                    continue
+                except OSError as err:  # inotify watch or instance limit reached
+                    logger.warning("cannot use inotify on {} ({}); polling it instead", root, err)
+                    self.polled[root] = True
+            if polling is None:
+                polling = self._started(PollingObserver(timeout=self.poll_interval))
+            polling.schedule(handler, str(root), recursive=True, event_filter=_EVENTS)
+
+    def _started(self, observer: BaseObserver) -> BaseObserver:
+        observer.name = f"ingester-watch-{type(observer).__name__}"
+        observer.start()
+        self._observers.append(observer)
+        return observer
+
+    def _check_observers(self) -> None:
+        for observer in self._observers:
+            if not observer.is_alive() or not all(e.is_alive() for e in list(observer.emitters)):
+                raise WatchError(f"{type(observer).__name__} stopped watching (was a watched folder removed?)")
+
+    def _shut_down(self) -> None:
+        self._stopping.set()
+        if self._current is not None:
+            logger.info("stopping: finishing {} first", self._current)
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            if observer.is_alive():
+                observer.join()
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        if self._worker is not None:
+            self._work.put(None)
+            self._worker.join()
+        self._heartbeat(text="stopped")
+        logger.info("stopped watching")
+
+    # --- what is heard -----------------------------------------------------------------------
+
+    def _wanted(self, path: Path) -> bool:
+        """A run file by its name, not below a hidden folder (what `find_run_files` would find)."""
+        if not is_run_file_name(path.name):
+            return False
+        root = next((r for r in self.roots if path.is_relative_to(r)), None)
+        return root is not None and not any(part.startswith(".") for part in path.relative_to(root).parts)
+
+    def note(self, path: Path) -> None:
+        if not self._stopping.is_set() and self._wanted(path):
+            self.table.note(path)
+
+    def scan_folder(self, folder: Path) -> None:
+        """A folder appeared (created or moved in): what it already holds may have no events."""
+        if not self._stopping.is_set() and self._scheduler is not None:
+            self._scheduler.add_job(_logged(self._scan), args=[[folder]], name=f"scan {folder}")
+
+    def _rescan(self) -> None:
+        started = time.monotonic()
+        seen = self._scan(self.roots)
+        if seen is None:
+            return
+        self.table.retain(seen, started)
+        took = time.monotonic() - started
+        self._last_scan = f"{datetime.now().astimezone():%H:%M:%S}, {len(seen)} files in {took:.1f} s"
+        self._heartbeat(scanned=True)
+
+    def _scan(self, folders: list[Path]) -> set[Path] | None:
+        """Offer every run file under `folders` to the table; the files seen, None if stopped midway."""
+        seen, queued = set(), 0
+        for path in find_run_files(folders):
+            if self._stopping.is_set():
+                return None
+            if not self._wanted(path):
+                continue
+            snapshot = take_snapshot(path)
+            if snapshot is not None:
+                seen.add(path)
+                queued += self.table.offer(path, snapshot)
+        if queued:
+            logger.info("scan of {}: {} new or changed file(s)", ", ".join(map(str, folders)), queued)
+        return seen
+
+    # --- what is handed over -----------------------------------------------------------------
+
+    def _settle_tick(self) -> None:
+        if not self._ticking.acquire(blocking=False):
+            return  # the previous check is still stat-ing (slow network filesystem)
+        try:
+            for handover in self.table.due():
+                if self._stopping.is_set():
+                    return
+                if handover.why == INCOMPLETE:
+                    logger.warning("{} has no stop document and has not changed for {} s", handover.path,
+                                   self.table.incomplete_after)
+                    self._call_quietly(self._on_incomplete, handover.path)
+                self._work.put(handover)
+        finally:
+            self._ticking.release()
+
+    def _work_loop(self) -> None:
+        while True:
+            handover = self._work.get()
+            if handover is None or self._stopping.is_set():
+                return
+            if take_snapshot(handover.path) is None:
+                self.table.withdraw(handover.path)  # deleted or moved away while queued
+                continue
+            self._current = handover.path
+            try:
+                status = self._on_ready(handover.path)
+            except Exception:
+                logger.exception("handling {} raised", handover.path)
+                status = FAILED
+            finally:
+                self._current = None
+            delay = self.table.finished(handover.path, status)
+            if delay is not None:
+                logger.warning("{}: {}; trying again in {:g} s", status, handover.path, delay)
+            elif status in _QUIET_STATUSES:
+                logger.debug("{}: {}", status, handover.path)
+            else:
+                logger.info("{}: {}", status, handover.path)
+
+    def _heartbeat(self, *, scanned: bool = False, text: str | None = None) -> None:
+        self._call_quietly(self._on_heartbeat, text or self.state(), scanned=scanned)
+
+    @staticmethod
+    def _call_quietly(callback: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> None:
+        if callback is None:
+            return
+        try:
+            callback(*args, **kwargs)
+        except Exception:
+            logger.exception("{} raised", getattr(callback, "__name__", callback))
+
+
+def _logged(job: Callable[..., Any]) -> Callable[..., Any]:
+    """A scheduler job whose exceptions are logged with ours (the next run tries again)."""
+
+    @functools.wraps(job)
+    def run(*args: Any) -> Any:
+        try:
+            return job(*args)
+        except Exception:
+            logger.exception("{} raised", job.__name__)
+            return None
+
+    return run
+
+
+class _SpoolEvents(FileSystemEventHandler):
+    """Turn watchdog's events into notes for the watcher; never blocks the observer thread."""
+
+    def __init__(self, watcher: SpoolWatcher):
+        self._watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            self._dispatch(event)
+        except Exception:  # an exception here would end the observer's thread
+            logger.exception("handling {!r} raised", event)
+
+    def _dispatch(self, event: FileSystemEvent) -> None:
+        watcher, table = self._watcher, self._watcher.table
+        src = Path(os.fsdecode(event.src_path))
+        if isinstance(event, (FileCreatedEvent, FileModifiedEvent, FileClosedEvent)):
+            watcher.note(src)
+        elif isinstance(event, FileMovedEvent):
+            table.forget(src)
+            watcher.note(Path(os.fsdecode(event.dest_path)))
+        elif isinstance(event, FileDeletedEvent):
+            table.forget(src)
+        elif isinstance(event, DirDeletedEvent):
+            table.forget_under(src)
+        elif isinstance(event, DirMovedEvent):
+            table.forget_under(src)
+            watcher.scan_folder(Path(os.fsdecode(event.dest_path)))
+        elif isinstance(event, DirCreatedEvent):
+            watcher.scan_folder(src)
+
+
+def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+    """Make SIGINT and SIGTERM set `stop` (call from the main thread); returns a function restoring the old handlers."""
+
+    def handle(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            logger.warning("{} again: still finishing the file in hand", name)
+        else:
+            logger.info("{}: stopping after the file in hand", name)
+        stop.set()
+
+    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
