@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["Problem", "IngestError"]
+__all__ = ["Problem", "IngestError", "WriteFailed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +35,11 @@ class IngestError(Exception):
     def __init__(self, problem: Problem):
         super().__init__(str(problem))
         self.problem = problem
+
+
+class WriteFailed(IngestError):
+    """Writing failed on the target's side (Tiled down, a request refused, a file gone mid-write).
+
+    Not the input's fault: the run is `failed`, not `refused`, and is tried again later. The writer
+    has removed what it had written.
+    """

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from bluesky_tiled_plugins.writing.consolidators import consolidator_factory
 
 from .problems import IngestError, Problem
 from .runs import ExternalSource, NormalizedRun
@@ -105,6 +104,11 @@ def _referenced_files(run: NormalizedRun) -> dict[str, list[str]]:
     gets no node and references no file.
     """
     files: dict[str, list[str]] = {uid: [] for uid in run.external}
+    if not run.external:
+        return files
+    # bluesky-tiled-plugins costs ~250 MB of imports: only runs with external data pay for it.
+    from bluesky_tiled_plugins.writing.consolidators import consolidator_factory
+
     consolidators: dict[tuple[str, str], object] = {}
     for uid, source in run.external.items():
         if source.stream is None or source.stream not in run.streams:
@@ -122,8 +126,8 @@ def _referenced_files(run: NormalizedRun) -> dict[str, list[str]]:
                 before = len(consolidator.assets)
                 consolidator.update_from_stream_resource(doc)
             for datum in source.stream_datums:
-                consolidator.consume_stream_datum(copy.deepcopy(datum))
-            assets = consolidator.get_data_source().assets
+                consolidator.consume_stream_datum(datum)  # consolidators do not modify StreamDatums
+            assets = consolidator.assets
         except Exception as error:  # noqa: BLE001 - any consolidator fault refuses the source
             raise IngestError(
                 Problem(

@@ -19,18 +19,19 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from bluesky_tiled_plugins.utils import truncate_json_overflow
 from tiled.structures.core import Spec
 
-from ingester.problems import IngestError, Problem
+from ingester.problems import IngestError, Problem, WriteFailed
+from ingester.rows import ColumnBlock
 from ingester.runs import NormalizedRun, StreamInfo
+from ingester.tiled_layout import truncate_json_overflow
 from ingester.writer_external import plan_external_nodes, register_external_node
-from ingester.writer_tables import StreamTableWriter, write_internal_data
+from ingester.writer_tables import AppendOnlyTable, StreamTableWriter, write_internal_data
 
 __all__ = ["RunAlreadyPresent", "WriteResult", "write_run", "run_specs", "stream_metadata"]
 
@@ -65,9 +66,9 @@ class WriteResult:
 
 
 def write_run(
-    parent: Any, run: NormalizedRun, row_batches: Iterable[tuple[str, list[dict]]], *, provenance: dict
+    parent: Any, run: NormalizedRun, row_blocks: Iterable[tuple[str, ColumnBlock]], *, provenance: dict
 ) -> WriteResult:
-    """Write `run` (its internal rows come from `row_batches`) as a new child of `parent`.
+    """Write `run` (its internal rows come from `row_blocks`, see ingester.rows) as a new child of `parent`.
 
     Raises `IngestError` (nothing of the run left behind) or `RunAlreadyPresent` (nothing touched).
     """
@@ -88,7 +89,7 @@ def write_run(
             node = run_node.create_container(key=name, metadata=md, specs=STREAM_SPECS, access_tags=access_tags).base
             data_keys = run.streams[name].descriptor.get("data_keys", {})
             writers[name] = StreamTableWriter(node, name, data_keys, access_tags=access_tags, notes=notes)
-        rows = write_internal_data(writers, row_batches)
+        rows = write_internal_data(writers, row_blocks)
         for plan in plans:
             register_external_node(writers[plan.stream].node, plan, access_tags)
         run_node.update_metadata(metadata=_final_metadata(run, notes, corrections, provenance), drop_revision=True)
@@ -101,7 +102,7 @@ def write_run(
             raise IngestError(Problem(err.problem.path, err.problem.line, reason, err.problem.name, err.problem.uid))
         outcome = left_behind or "the partial run was removed"
         reason = f"writing run {run.uid} failed ({type(err).__name__}: {err}); {outcome}"
-        raise IngestError(Problem(str(run.path), None, reason, "start", run.uid)) from err
+        raise WriteFailed(Problem(str(run.path), None, reason, "start", run.uid)) from err
     return WriteResult(
         uid=run.uid,
         rows=rows,
@@ -139,10 +140,43 @@ def is_leftover(metadata: dict) -> bool:
     return metadata.get("_ingest", {}).get("state") == WRITING or "stop" not in metadata
 
 
+class _PlainClients(Mapping):
+    """A client's structure clients without those picked by our specs (BlueskyRun, BlueskyEventStream).
+
+    Those are bluesky-tiled-plugins' clients, loaded through an entry point the first time a node
+    with the spec is returned: importing them costs about 250 MB and a second, and writing needs
+    none of what they add. The nodes we create are then tiled's own Container / CompositeClient,
+    and our `AppendOnlyTable` for tables.
+    """
+
+    HIDDEN = frozenset({"BlueskyRun", "BlueskyEventStream"})
+
+    def __init__(self, clients: Mapping):
+        self.clients = clients
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.HIDDEN:
+            raise KeyError(key)
+        if key == "table":  # tables are only appended to: a client that does not import pandas and dask
+            return AppendOnlyTable
+        return self.clients[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in self.clients if key not in self.HIDDEN)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _plain_clients(clients: Mapping) -> Mapping:
+    return clients if isinstance(clients, _PlainClients) else _PlainClients(clients)
+
+
 def _create_run_node(parent: Any, run: NormalizedRun, metadata: dict, specs: list, access_tags: Any):
     """Create the run container; replace a leftover with the same uid, refuse a complete one."""
+    writer = parent.new_variation(structure_clients=_plain_clients(parent.structure_clients))
     try:
-        return parent.create_container(key=run.uid, metadata=metadata, specs=specs, access_tags=access_tags), False
+        return writer.create_container(key=run.uid, metadata=metadata, specs=specs, access_tags=access_tags), False
     except httpx.HTTPStatusError as err:
         if err.response.status_code != httpx.codes.CONFLICT:
             raise
@@ -151,7 +185,7 @@ def _create_run_node(parent: Any, run: NormalizedRun, metadata: dict, specs: lis
         raise RunAlreadyPresent(run.uid, existing)
     logger.info("run %s: replacing an unfinished earlier write", run.uid)
     existing.delete(recursive=True, external_only=False)
-    return parent.create_container(key=run.uid, metadata=metadata, specs=specs, access_tags=access_tags), True
+    return writer.create_container(key=run.uid, metadata=metadata, specs=specs, access_tags=access_tags), True
 
 
 def _final_metadata(run: NormalizedRun, notes: list[str], corrections: list[str], provenance: dict) -> dict:

@@ -20,8 +20,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from bluesky_tiled_plugins.writing.consolidators import consolidator_factory
-from bluesky_tiled_plugins.writing.validator import validate_data_source
 from tiled.structures.array import ArrayStructure
 from tiled.structures.data_source import DataSource
 
@@ -75,6 +73,8 @@ def register_external_node(stream_node: Any, plan: ExternalNodePlan, access_tags
 
 
 def _plan_node(run: NormalizedRun, stream: str, sources: list[ExternalSource], metadata: dict) -> ExternalNodePlan:
+    from bluesky_tiled_plugins.writing.consolidators import consolidator_factory
+
     consolidator = None
     for source in sources:
         if not source.local_uri or not source.server_uri:
@@ -100,6 +100,8 @@ def _check_against_files(
     run: NormalizedRun, source: ExternalSource, stream: str, declared: DataSource, metadata: dict
 ) -> tuple[DataSource, list[str]]:
     """The data source as the files really are, and what was corrected; refuse data that is missing."""
+    from bluesky_tiled_plugins.writing.validator import validate_data_source
+
     title = f"{stream}/{_data_key(source)}"
     try:
         checked, notes = validate_data_source(copy.deepcopy(declared), fix_errors=True, metadata=metadata)

@@ -1,12 +1,14 @@
 """Write one run's internal (event) data: the `internal` table of each stream, and its array nodes.
 
-Rows arrive as `(stream name, rows)` batches, each row exactly as TiledWriter builds it. They are
-gathered per stream into bounded chunks (memory holds at most one chunk per stream) and each chunk
-becomes one `append_partition` request. The layout is TiledWriter's: an appendable SQL table named
-`internal` with the schema of the first chunk (null columns typed as strings), split into
-`internal_0`, `internal_1`, ... past 1024 columns; internal arrays with more than 16 elements (or of
-strings) go to zarr array nodes, variable-length ones to ragged nodes, in both cases extended chunk
-by chunk.
+Rows arrive as `(stream name, ColumnBlock)`: blocks of rows as columns (rows.py), each row
+exactly as TiledWriter builds it. They are gathered per stream into bounded chunks (memory holds at
+most one chunk per stream) and each chunk becomes one `append_partition` request, its Arrow table
+built from the columns with pyarrow's `Table.from_arrays`, which is what the `Table.from_pylist`
+TiledWriter uses does with rows. The layout is TiledWriter's: an appendable SQL table named
+`internal` with the columns of the first row and the types of the first chunk (null columns typed
+as strings), split into `internal_0`, `internal_1`, ... past 1024 columns; internal arrays with
+more than 16 elements (or of strings) go to zarr array nodes, variable-length ones to ragged nodes,
+in both cases extended chunk by chunk.
 
 This module never reads run files, never creates run or stream containers and never deletes
 anything: a failure propagates to the writer, which removes the whole run.
@@ -21,25 +23,26 @@ from typing import Any
 
 import numpy
 import pyarrow
-from bluesky_tiled_plugins.utils import split_table, truncate_json_overflow
-from bluesky_tiled_plugins.writing.tiled_writer import MAX_ARRAY_SIZE, MAX_TABLE_COLUMNS
 
-__all__ = ["StreamTableWriter", "write_internal_data"]
+from ingester.rows import ColumnBlock, chunk_rows
+from ingester.tiled_layout import MAX_ARRAY_SIZE, MAX_TABLE_COLUMNS, split_table, truncate_json_overflow
 
-MAX_CHUNK_ROWS = 50_000
-MAX_CHUNK_CELLS = 1_000_000  # rows x columns held at once, so wide streams get shorter chunks
+__all__ = ["StreamTableWriter", "write_internal_data", "arrow_table", "AppendOnlyTable"]
+
+# The Arrow type pyarrow gives a list of Python numbers, for each numpy dtype rows.py stores them in.
+_NATIVE_TYPES = {numpy.dtype(numpy.float64): pyarrow.float64(), numpy.dtype(numpy.int64): pyarrow.int64()}
 
 
 def write_internal_data(
-    writers: dict[str, StreamTableWriter], row_batches: Iterable[tuple[str, list[dict[str, Any]]]]
+    writers: dict[str, StreamTableWriter], blocks: Iterable[tuple[str, ColumnBlock]]
 ) -> dict[str, int]:
-    """Feed every batch to its stream's writer, then flush them all; returns rows written per stream."""
-    for stream, rows in row_batches:
+    """Feed every block to its stream's writer, then flush them all; returns rows written per stream."""
+    for stream, block in blocks:
         try:
             writer = writers[stream]
         except KeyError:
             raise ValueError(f"rows for stream {stream!r}, which has no descriptor") from None
-        writer.add(rows)
+        writer.add(block)
     for writer in writers.values():
         writer.finish()
     return {name: writer.rows_written for name, writer in writers.items()}
@@ -57,43 +60,50 @@ class StreamTableWriter:
         self.access_tags = access_tags
         self.notes = notes  # shared with the writer: TiledWriter's notes end up in the run metadata
         self.rows_written = 0
-        self._pending: list[dict[str, Any]] = []
-        self._chunk_rows = MAX_CHUNK_ROWS
+        self._pending: list[ColumnBlock] = []
+        self._pending_rows = 0
+        self._chunk_rows = chunk_rows(0)
         self._schema: pyarrow.Schema | None = None
         self._tables: list[tuple[list[str], Any]] = []  # (columns, table client) per table node
         self._arrays: dict[str, tuple[Any, int]] = {}  # key -> (array client, rows so far)
         self._dim_names: dict[int, str] = {}
         self.array_keys, self.ragged_keys = _array_keys(data_keys)
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
+    def add(self, block: ColumnBlock) -> None:
+        if not block.length:
             return
         if not self._pending and not self._tables:
-            self._chunk_rows = max(1, min(MAX_CHUNK_ROWS, MAX_CHUNK_CELLS // max(1, len(rows[0]))))
-        if not self._pending and len(rows) >= self._chunk_rows:
-            for start in range(0, len(rows), self._chunk_rows):  # large batches go out without a copy
-                self._write_chunk(rows[start : start + self._chunk_rows])
+            self._chunk_rows = chunk_rows(len(block.first_row))
+        if not self._pending and block.length >= self._chunk_rows:
+            if block.length == self._chunk_rows:
+                self._write_chunk(block)
+                return
+            for start in range(0, block.length, self._chunk_rows):
+                self._write_chunk(block.slice(start, start + self._chunk_rows))
             return
-        self._pending.extend(rows)
-        if len(self._pending) >= self._chunk_rows:
-            pending, self._pending = self._pending, []
-            self.add(pending)
+        self._pending.append(block)
+        self._pending_rows += block.length
+        if self._pending_rows >= self._chunk_rows:
+            self.add(self._take_pending())
 
     def finish(self) -> None:
         if self._pending:
-            pending, self._pending = self._pending, []
-            self._write_chunk(pending)
+            self._write_chunk(self._take_pending())
 
-    def _write_chunk(self, rows: list[dict[str, Any]]) -> None:
+    def _take_pending(self) -> ColumnBlock:
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        return ColumnBlock.concat(pending)
+
+    def _write_chunk(self, chunk: ColumnBlock) -> None:
         for key in self.array_keys:
-            self._write_array(key, rows)
+            self._write_array(key, chunk)
         for key in self.ragged_keys:
-            self._write_ragged(key, rows)
-        self._write_table(rows)
-        self.rows_written += len(rows)
+            self._write_ragged(key, chunk)
+        self._write_table(chunk)
+        self.rows_written += chunk.length
 
-    def _write_array(self, key: str, rows: list[dict[str, Any]]) -> None:
-        values = [row[key] for row in rows if key in row]
+    def _write_array(self, key: str, chunk: ColumnBlock) -> None:
+        values = chunk.present(key)
         if not values:
             return
         lengths = {len(value) if hasattr(value, "__len__") else 0 for value in values}
@@ -120,8 +130,7 @@ class StreamTableWriter:
                 f"as a zarr array; it is stored in the internal table instead."
             )
             return
-        for row in rows:
-            row.pop(key, None)
+        chunk.columns.pop(key, None)
         if existing is None:
             metadata["dtype_numpy"] = str(array.dtype)
             client = self.node.write_array(
@@ -134,10 +143,11 @@ class StreamTableWriter:
             client.patch(array, offset=(length,), extend=True)
             self._arrays[key] = (client, length + len(array))
 
-    def _write_ragged(self, key: str, rows: list[dict[str, Any]]) -> None:
+    def _write_ragged(self, key: str, chunk: ColumnBlock) -> None:
         from tiled.structures.ragged import make_ragged_array
 
-        values = [row.pop(key) for row in rows if key in row]
+        values = chunk.present(key)
+        chunk.columns.pop(key, None)
         if not values:
             return
         shape = (len(values), *self.data_keys[key].get("shape", ()))
@@ -158,9 +168,9 @@ class StreamTableWriter:
             client.patch(array, offset=length, extend=True)
             self._arrays[key] = (client, length + len(values))
 
-    def _write_table(self, rows: list[dict[str, Any]]) -> None:
+    def _write_table(self, chunk: ColumnBlock) -> None:
         if self._schema is None:
-            table = pyarrow.Table.from_pylist(rows)
+            table = arrow_table(chunk)
             if not table.num_columns:
                 return
             self._schema = _nulls_as_strings(table.schema)
@@ -168,7 +178,7 @@ class StreamTableWriter:
             self._create_tables(table)
         else:
             try:
-                table = pyarrow.Table.from_pylist(rows, schema=self._schema)
+                table = arrow_table(chunk, self._schema)
             except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError) as err:
                 raise ValueError(
                     f"stream '{self.stream}': rows {self.rows_written}.. do not fit the table's columns "
@@ -222,6 +232,36 @@ def _array_keys(data_keys: dict[str, dict]) -> tuple[list[str], list[str]]:
     return arrays, ragged
 
 
+def arrow_table(chunk: ColumnBlock, schema: pyarrow.Schema | None = None) -> pyarrow.Table:
+    """The chunk's rows as the Arrow table `pyarrow.Table.from_pylist(rows, schema)` would make of them.
+
+    Without a schema, the columns are the keys of the first row and their types are inferred; with
+    one, its columns (None where a row lacks the key) converted to its types.
+    """
+    if schema is None:
+        names = [name for name in chunk.first_row if name in chunk.columns]
+        return pyarrow.Table.from_arrays([_arrow(chunk.nullable(name)) for name in names], names=names)
+    columns = [_arrow(chunk.nullable(field.name), field.type) for field in schema]
+    return pyarrow.Table.from_arrays(columns, schema=schema)
+
+
+def _arrow(column: Any, arrow_type: pyarrow.DataType | None = None) -> Any:
+    """A column as pyarrow should convert it (to `arrow_type`, if given).
+
+    A numpy array (rows.py stores columns of nothing but Python floats or ints so) becomes the Arrow
+    array pyarrow would make of those Python numbers, sharing its buffer: handing pyarrow the numpy
+    array itself would make it import pandas (56 MB) to check whether it is a pandas object. When
+    that is not the type wanted, pyarrow is given the Python values, as it would have been.
+    """
+    if not isinstance(column, numpy.ndarray):
+        return column
+    native = _NATIVE_TYPES.get(column.dtype)
+    if native is None or (arrow_type is not None and native != arrow_type):
+        return column.tolist()
+    column = numpy.ascontiguousarray(column)
+    return pyarrow.Array.from_buffers(native, len(column), [None, pyarrow.py_buffer(column)])
+
+
 def _nulls_as_strings(schema: pyarrow.Schema) -> pyarrow.Schema:
     """TiledWriter's rule: a column with no values yet is typed as string (a list of them, as list<string>)."""
     fixed = copy.copy(schema)
@@ -231,3 +271,29 @@ def _nulls_as_strings(schema: pyarrow.Schema) -> pyarrow.Schema:
         elif pyarrow.types.is_list(field.type) and pyarrow.types.is_null(field.type.value_type):
             fixed = fixed.set(i, field.with_type(pyarrow.list_(pyarrow.string())))
     return fixed
+
+
+def _base_client() -> type:
+    from tiled.client.base import BaseClient
+
+    return BaseClient
+
+
+class AppendOnlyTable(_base_client()):  # type: ignore[misc]
+    """The client of a table node the writer creates: it appends partitions, and nothing else.
+
+    tiled's own `DataFrameClient` would do, but importing its module imports dask.dataframe, pandas
+    and xarray (about 150 MB and half a second) for features the writer never uses. The request is
+    DataFrameClient.append_partition's: the table as an Arrow IPC file, PATCHed to the partition
+    link. Unlike it, a failed request is not retried: the writer removes the whole run instead.
+    """
+
+    def append_partition(self, partition: int, table: pyarrow.Table) -> None:
+        from tiled.client.utils import handle_error
+
+        sink = pyarrow.BufferOutputStream()
+        with pyarrow.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        url = self.item["links"]["partition"].format(index=partition)
+        mimetype = "application/vnd.apache.arrow.file"
+        handle_error(self.context.http_client.patch(url, content=sink.getvalue().to_pybytes(), headers={"Content-Type": mimetype}))

@@ -1,7 +1,7 @@
 """Parity of ingester.normalize with bluesky-tiled-plugins' RunNormalizer + _RunWriter.event.
 
 Each run is composed with event_model, then fed both through RunNormalizer (collecting what it
-emits) and through normalize_run + iter_row_batches, and the results are compared.
+emits) and through normalize_run + RowBuilder (ingester/rows.py), and the results are compared.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from pathlib import Path
 import h5py
 import numpy
 import pytest
-from bluesky_tiled_plugins.writing.tiled_writer import RunNormalizer
+from bluesky_tiled_plugins.writing.tiled_writer import RunNormalizer, concatenate_stream_datums
 from event_model import compose_run
 from tiled.utils import ensure_uri
 
-from ingester.normalize import iter_row_batches, normalize_run
+from ingester.normalize import normalize_run
 from ingester.problems import IngestError
+from ingester.rows import ColumnBlock, RowBuilder
 from ingester.runs import Document
 
 
@@ -59,21 +60,50 @@ def _reference(pairs: list[tuple[str, dict]]) -> dict:
     return result
 
 
-def _ours(pairs: list[tuple[str, dict]], path: Path, batch_rows: int = 3) -> tuple:
+def _row_blocks(documents: list[Document]) -> list[tuple[str, ColumnBlock]]:
+    blocks: list[tuple[str, ColumnBlock]] = []
+    builder = RowBuilder(lambda stream, block: blocks.append((stream, block)))
+    for document in documents:
+        builder.feed(document)
+    builder.finish()
+    return blocks
+
+
+def _ours(pairs: list[tuple[str, dict]], path: Path) -> tuple:
+    """Our run, our rows per stream, and the keys of each stream's first row (the table's columns)."""
     documents = _documents(copy.deepcopy(pairs))
     pristine = copy.deepcopy(documents)
     run = normalize_run(documents, path)
     rows: dict[str, list[dict]] = {}
-    for stream, batch in iter_row_batches(documents, run, batch_rows=batch_rows):
-        assert 0 < len(batch) <= batch_rows
-        rows.setdefault(stream, []).extend(batch)
+    first_rows: dict[str, list[str]] = {}
+    for stream, block in _row_blocks(documents):
+        assert block.length > 0
+        first_rows.setdefault(stream, list(block.first_row))
+        rows.setdefault(stream, []).extend(block.rows())
     assert documents == pristine, "normalize must not modify the documents it reads"
-    return run, rows
+    return run, rows, first_rows
+
+
+def _merged(datums: list[dict]) -> list[dict]:
+    """StreamDatums with consecutive ones merged by TiledWriter's own concatenate_stream_datums."""
+    groups: list[list[dict]] = []
+    for datum in datums:
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and last["indices"]["stop"] == datum["indices"]["start"]
+            and last["seq_nums"]["stop"] == datum["seq_nums"]["start"]
+            and last["descriptor"] == datum["descriptor"]
+        ):
+            groups[-1].append(datum)
+        else:
+            groups.append([datum])
+    return [dict(concatenate_stream_datums(*group)) for group in groups]
 
 
 def _assert_parity(pairs: list[tuple[str, dict]], path: Path) -> None:
     reference = _reference(pairs)
-    run, rows = _ours(pairs, path)
+    run, rows, first_rows = _ours(pairs, path)
 
     assert {name: info.descriptor for name, info in run.streams.items()} == reference["descriptors"]
     assert {
@@ -82,10 +112,10 @@ def _assert_parity(pairs: list[tuple[str, dict]], path: Path) -> None:
     assert run.notes == reference["notes"]
     assert "_run_normalizer_notes" not in (run.stop or {})
 
-    # Rows: same values, same column order (pyarrow takes the columns from the first row).
-    assert {s: [list(r.items()) for r in rs] for s, rs in rows.items()} == {
-        s: [list(r.items()) for r in rs] for s, rs in reference["rows"].items()
-    }
+    # Rows: same values in every row, and the first row's keys in the same order (pyarrow takes a
+    # table's columns from its first row).
+    assert rows == reference["rows"]
+    assert first_rows == {s: list(rs[0]) for s, rs in reference["rows"].items()}
     assert {name: info.row_count for name, info in run.streams.items()} == {
         name: len(reference["rows"].get(name, [])) for name in run.streams
     }
@@ -103,7 +133,7 @@ def _assert_parity(pairs: list[tuple[str, dict]], path: Path) -> None:
         assert theirs.pop("uri") == location
         assert ours.pop("uri") == source.original_location
         assert ours == theirs
-        assert source.stream_datums == reference["sdat"].get(uid, [])
+        assert source.stream_datums == _merged(reference["sdat"].get(uid, []))
 
 
 def _find(pairs: list[tuple[str, dict]], line: int) -> dict:
@@ -181,7 +211,7 @@ def _legacy_hdf5_run(h5file: Path) -> list[tuple[str, dict]]:
 def test_legacy_hdf5_frames_pages_reserved_dtype_str(h5file: Path, tmp_path: Path) -> None:
     pairs = _legacy_hdf5_run(h5file)
     _assert_parity(pairs, tmp_path / "run.jsonl")
-    run, rows = _ours(pairs, tmp_path / "run.jsonl")
+    run, rows, first_rows = _ours(pairs, tmp_path / "run.jsonl")
     (source,) = run.external.values()
     assert source.original_location == str(h5file)
     assert source.doc["parameters"]["dataset"] == "/entry/data/data"
@@ -189,7 +219,7 @@ def test_legacy_hdf5_frames_pages_reserved_dtype_str(h5file: Path, tmp_path: Pat
     assert source.stream == "primary" and source.source_name == "resource" and source.line == 3
     assert run.streams["primary"].descriptor["data_keys"]["motor"]["dtype_numpy"] == "<f4"
     assert "time_" in run.streams["primary"].descriptor["data_keys"]
-    assert list(rows["primary"][0]) == ["seq_num", "time", "motor", "time_", "ts_motor", "ts_time_"]
+    assert first_rows["primary"] == ["seq_num", "time", "motor", "time_", "ts_motor", "ts_time_"]
     assert run.notes == ["Renamed data_key 'time' to 'time_' in stream primary"]
     assert run.streams["baseline"].row_count == 5
 
@@ -218,14 +248,14 @@ def test_relative_npy_sequence_is_kept_relative(tmp_path: Path) -> None:
     pairs.append(("stop", bundle.compose_stop()))
 
     _assert_parity(pairs, tmp_path / "run.jsonl")
-    run, _ = _ours(pairs, tmp_path / "run.jsonl")
+    run, _, _ = _ours(pairs, tmp_path / "run.jsonl")
     (source,) = run.external.values()
     assert source.original_location == "npy/scan"
     assert source.doc["uri"] == "npy/scan"
     assert source.doc["mimetype"] == "multipart/related;type=application/x-npy"
-    assert [d["indices"] for d in source.stream_datums] == [
-        {"start": i, "stop": i + 1} for i in range(3)
-    ]
+    # Three consecutive StreamDatums, merged into one as TiledWriter merges them.
+    assert [d["indices"] for d in source.stream_datums] == [{"start": 0, "stop": 3}]
+    assert [d["seq_nums"] for d in source.stream_datums] == [{"start": 1, "stop": 4}]
 
 
 def test_current_and_old_stream_resources(tmp_path: Path) -> None:
@@ -261,7 +291,7 @@ def test_current_and_old_stream_resources(tmp_path: Path) -> None:
     pairs.append(("stop", bundle.compose_stop()))
 
     _assert_parity(pairs, tmp_path / "run.jsonl")
-    run, rows = _ours(pairs, tmp_path / "run.jsonl")
+    run, rows, _ = _ours(pairs, tmp_path / "run.jsonl")
     assert run.external["old-sres"].original_location == "rel/b.h5"
     assert run.external["old-sres"].doc["parameters"]["multiplier"] == 2
     assert run.external["old-sres"].stream == "primary"
@@ -274,9 +304,13 @@ def test_run_without_stop_still_converts_late_datums(tmp_path: Path, h5file: Pat
     # Move the first datum after its event: RunNormalizer converts it only when the run ends.
     first_datum = next(i for i, p in enumerate(pairs) if p[0] == "datum")
     pairs.insert(first_datum + 1, pairs.pop(first_datum))
-    run, _ = _ours(pairs, tmp_path / "run.jsonl")
+    run, _, _ = _ours(pairs, tmp_path / "run.jsonl")
     assert run.stop is None
-    assert len(next(iter(run.external.values())).stream_datums) == 5
+    (datums,) = [source.stream_datums for source in run.external.values()]
+    # All five are converted, the late one at the end; RunNormalizer's frame counter gives them the
+    # ranges (0, 2), (2, 3), (3, 4), (4, 5) and then (5, 6), which continue each other: merged.
+    assert [(d["indices"]["start"], d["indices"]["stop"]) for d in datums] == [(0, 6)]
+    assert datums[0]["uid"] == pairs[first_datum + 1][1]["datum_id"]
     assert run.notes == ["Renamed data_key 'time' to 'time_' in stream primary"]
 
 
@@ -294,7 +328,7 @@ def test_reserved_key_clash_is_a_problem_with_a_place(tmp_path: Path) -> None:
     assert "Cannot rename time to time_" in problem.reason
 
 
-def test_row_pass_speed_and_bounded_batches(tmp_path: Path) -> None:
+def test_row_pass_speed_and_bounded_blocks(tmp_path: Path) -> None:
     """The hot path: plain events cost a few µs each (TiledWriter: ~170 µs)."""
     import time
 
@@ -314,9 +348,13 @@ def test_row_pass_speed_and_bounded_batches(tmp_path: Path) -> None:
     run = normalize_run(docs, tmp_path / "run.jsonl")
     skeleton = time.perf_counter() - started
     started = time.perf_counter()
-    sizes = [len(rows) for _, rows in iter_row_batches(docs, run, batch_rows=30_000)]
+    blocks = _row_blocks(docs)
     rows = time.perf_counter() - started
-    assert sizes == [30_000, 30_000, 30_000, 10_000]
+    # 18 columns: chunks of 50,000 rows for the writer, built in blocks of a fifth of that.
+    assert [block.length for _, block in blocks] == [10_000] * 10
+    assert all(isinstance(column, numpy.ndarray) for _, block in blocks for column in block.columns.values())
+    assert blocks[3][1].rows()[5] == {"seq_num": 30_006, "time": 30_005.0, **{k: 30_005.0 for k in keys},
+                                      **{f"ts_{k}": 30_005.0 for k in keys}}
     assert run.streams["primary"].row_count == n
     budget = 10e-6 if not os.environ.get("CI_SLOW") else 50e-6
     assert skeleton / n < budget and rows / n < budget, (skeleton / n, rows / n)

@@ -13,6 +13,7 @@ from event_model import compose_run
 from tiled.client import from_context
 
 from ingester.problems import IngestError
+from ingester.rows import blocks_from_rows
 from ingester.runs import ExternalSource, NormalizedRun, StreamInfo
 from ingester.target import open_embedded
 from ingester.writer import RunAlreadyPresent, write_run
@@ -82,9 +83,10 @@ class RunBuilder:
         return NormalizedRun(start["uid"], self.path, start, stop, self.streams, self.external, [])
 
     def batches(self, size: int = 4):
+        """The rows as the pipeline hands them to the writer: blocks of `size` rows, as columns."""
         for name, rows in self.rows.items():
-            for i in range(0, len(rows), size):
-                yield name, [dict(row) for row in rows[i : i + size]]
+            for block in blocks_from_rows(rows, size):
+                yield name, block
 
 
 def scalar_run(tmp_path: Path, n: int = 10, **metadata) -> RunBuilder:
@@ -294,8 +296,9 @@ def test_failure_half_way_removes_the_run(root, tmp_path):
     run = builder.finish()
 
     def broken_batches():
-        yield "primary", builder.rows["primary"][:3]
-        yield "primary", [{**row, "det": "not a number"} for row in builder.rows["primary"][3:]]
+        yield "primary", next(blocks_from_rows(builder.rows["primary"][:3], 3))
+        broken = [{**row, "det": "not a number"} for row in builder.rows["primary"][3:]]
+        yield "primary", next(blocks_from_rows(broken, len(broken)))
 
     seen = []
 
