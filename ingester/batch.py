@@ -1,48 +1,103 @@
-"""`ingest-dir`: run the pipeline over every run file under some paths, and sum up what happened.
+"""`ingest-dir` and `retry`: the pipeline over many run files, safe to repeat, recorded in the ledger.
 
-Opens the target once (the embedded catalog, or a Tiled server), feeds each discovered file to
-`pipeline.ingest_file`, reports each refused or failed run as `path:line: <doc> <uid> : reason`
-and ends with one summary line. It never prints an API key.
+For each discovered file: skip it from the ledger alone when its size and mtime (or, failing that,
+its content hash) are what the ledger last recorded; otherwise run the pipeline on it, record each
+run and the file, and optionally move an ingested file out of the spool. Files are processed by
+`jobs` threads; the writes themselves go one at a time to an SQLite-backed target (the embedded
+catalog, or a server when `parallel_writes` is off), and two files holding the same run uid never
+write it at the same time. What to show is the caller's business (`on_file`).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ingester.config import Settings
 from ingester.discover import find_run_files
-from ingester.pipeline import FAILED, INCOMPLETE, REFUSED, WRITTEN, RunOutcome, ingest_file
+from ingester.pipeline import ALREADY_PRESENT, FAILED, INCOMPLETE, REFUSED, WRITTEN, RunOutcome, file_digest, ingest_file
 from ingester.resolve import PathRules
 
-__all__ = ["Summary", "ingest_paths", "path_rules", "readable_roots"]
+__all__ = ["BatchOptions", "FileOutcome", "Summary", "run_batch", "path_rules", "readable_roots", "ledger_url"]
+
+UNCHANGED = "unchanged"
+WOULD_INGEST = "valid"  # dry run: would be written
+_SEVERITY = {FAILED: 5, REFUSED: 4, INCOMPLETE: 3, WRITTEN: 2, WOULD_INGEST: 2, ALREADY_PRESENT: 1}
+
+
+@dataclass
+class BatchOptions:
+    """How one `ingest-dir` (or `retry`) invocation behaves; flags that are not settings."""
+
+    dry_run: bool = False
+    replace: bool = False
+    limit: int | None = None
+    since: datetime | None = None
+    move_done: Path | None = None
+    force: bool = False  # look at files even when the ledger says they are unchanged (retry)
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one file: its runs' outcomes and the status the ledger records for it."""
+
+    path: Path
+    status: str
+    runs: list[RunOutcome] = field(default_factory=list)
+    reason: str | None = None
+    line: int | None = None
+    seconds: float = 0.0
+    moved_to: Path | None = None
+
+    @property
+    def events(self) -> int:
+        return sum(run.events for run in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "status": self.status,
+            "runs": [run.uid for run in self.runs if run.uid],
+            "reason": self.reason,
+            "line": self.line,
+            "run_outcomes": [run.to_dict() for run in self.runs],
+            **({"moved_to": str(self.moved_to)} if self.moved_to else {}),
+        }
 
 
 @dataclass
 class Summary:
-    """Counts by status over all runs, and every outcome in order."""
+    """Every file's outcome, in the order they finished, and counts by status."""
 
-    outcomes: list[RunOutcome] = field(default_factory=list)
+    files: list[FileOutcome] = field(default_factory=list)
     target: str = ""
+    seconds: float = 0.0
+
+    @property
+    def runs(self) -> list[RunOutcome]:
+        return [run for f in self.files for run in f.runs]
 
     @property
     def counts(self) -> Counter:
-        return Counter(o.status for o in self.outcomes)
+        return Counter(f.status for f in self.files)
+
+    @property
+    def run_counts(self) -> Counter:
+        return Counter(run.status for run in self.runs)
 
     @property
     def exit_code(self) -> int:
         return 1 if self.counts[REFUSED] or self.counts[FAILED] else 0
-
-    def line(self) -> str:
-        c = self.counts
-        runs = sum(1 for o in self.outcomes if o.uid)
-        return (
-            f"{runs} run{'s' if runs != 1 else ''} in {len({o.path for o in self.outcomes})} files: "
-            f"{c[WRITTEN]} ingested, {c['already-present']} already present, {c[INCOMPLETE]} incomplete (skipped), "
-            f"{c[REFUSED]} refused, {c[FAILED]} failed -> {self.target}"
-        )
 
 
 def path_rules(settings: Settings) -> PathRules:
@@ -62,24 +117,156 @@ def readable_roots(settings: Settings, paths: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
-def ingest_paths(paths: list[Path], settings: Settings, *, echo: Callable[[str], None] = print) -> Summary:
-    from ingester.target import open_target
+def ledger_url(settings: Settings) -> str:
+    """The ledger's database: as configured, else SQLite inside the catalog folder (beside it for a server)."""
+    if settings.ledger:
+        return settings.ledger
+    if settings.tiled_uri:
+        return f"sqlite:///{Path('ingester-ledger.db').absolute()}"
+    folder = settings.catalog.absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'ledger.db'}"
 
+
+def target_key(settings: Settings) -> str:
+    """Whose records the ledger keeps: the catalog folder, or the server's URI without secrets."""
+    from ingester.target import describe_uri
+
+    return describe_uri(settings.tiled_uri) if settings.tiled_uri else str(settings.catalog.absolute())
+
+
+def select_files(paths: Iterable[Path], options: BatchOptions) -> Iterator[Path]:
+    """Discovered run files, newer than `since` (by mtime), at most `limit` of them."""
+    taken = 0
+    since = options.since.timestamp() if options.since else None
+    for path in find_run_files(paths):
+        if options.limit is not None and taken >= options.limit:
+            return
+        if since is not None:
+            try:
+                if path.stat().st_mtime < since:
+                    continue
+            except OSError:
+                pass  # reported when it is processed
+        taken += 1
+        yield path
+
+
+class _Guards:
+    """One writer at a time to an SQLite-backed target, and never two writers of one run uid."""
+
+    def __init__(self, serial_writes: bool):
+        self._serial = threading.Lock() if serial_writes else None
+        self._lock = threading.Lock()
+        self._runs: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def writing(self, uid: str) -> Iterator[None]:
+        with self._lock:
+            run_lock = self._runs.setdefault(uid, threading.Lock())
+        with run_lock:
+            if self._serial is None:
+                yield
+            else:
+                with self._serial:
+                    yield
+
+
+def _file_status(runs: list[RunOutcome]) -> RunOutcome | None:
+    """The run whose status speaks for the file: the worst one."""
+    return max(runs, key=lambda r: _SEVERITY.get(r.status, 0), default=None)
+
+
+def _move_done(path: Path, folder: Path) -> Path:
+    """Move an ingested file into `folder`, never overwriting (a numbered name instead), atomically
+    when on the same filesystem (rename), else copy to a temporary name then rename."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    n = 1
+    while target.exists():
+        target = folder / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    try:
+        os.link(path, target)  # fails if target exists: no overwrite, even in a race
+        path.unlink()
+    except OSError:
+        partial = folder / f".{target.name}.partial"
+        shutil.copy2(path, partial)
+        os.replace(partial, target)
+        path.unlink()
+    return target
+
+
+def process_file(
+    path: Path, *, client: Any, ledger: Any, rules: PathRules, settings: Settings, options: BatchOptions, guards: _Guards
+) -> FileOutcome:
+    """One file, from the ledger's point of view: skip it, or ingest it and record what happened."""
+    started = time.perf_counter()
+    try:
+        stat = path.stat()
+    except OSError as err:
+        return FileOutcome(path, FAILED, reason=f"cannot read: {err.strerror}")
+    if not options.force and ledger.is_unchanged(path, stat.st_size, stat.st_mtime_ns):
+        record = ledger.lookup(path)
+        if not options.dry_run:
+            ledger.touch(path)
+        return FileOutcome(path, UNCHANGED, reason=f"unchanged since it was {record.status}" if record else None)
+    digest = file_digest(path)
+    record = ledger.lookup(path)
+    if not options.force and record is not None and record.hash == digest and record.status in (WRITTEN, ALREADY_PRESENT):
+        if options.dry_run:
+            return FileOutcome(path, UNCHANGED, reason=f"same content as when it was {record.status}")
+        ledger.record_file(path, size=stat.st_size, mtime_ns=stat.st_mtime_ns, hash=digest, status=record.status,
+                           reason=record.reason, line=record.line, runs=record.runs)
+        return FileOutcome(path, UNCHANGED, reason=f"same content as when it was {record.status}")
+    runs = ingest_file(
+        path, client, rules, include_incomplete=settings.include_incomplete, dry_run=options.dry_run,
+        replace=options.replace, digest=digest, write_guard=guards.writing,
+    )
+    worst = _file_status(runs)
+    outcome = FileOutcome(path, worst.status if worst else FAILED, runs, worst.reason if worst else "no run", worst.line if worst else None)
+    outcome.seconds = time.perf_counter() - started
+    if options.dry_run:
+        return outcome
+    for run in runs:
+        if run.uid:
+            ledger.record_run(run.uid, path, run.status, reason=run.reason, line=run.line)
+    ledger.record_file(path, size=stat.st_size, mtime_ns=stat.st_mtime_ns, hash=digest, status=outcome.status,
+                       reason=outcome.reason, line=outcome.line, runs=[r.uid for r in runs if r.uid])
+    if options.move_done and outcome.status in (WRITTEN, ALREADY_PRESENT):
+        outcome.moved_to = _move_done(path, options.move_done)
+    return outcome
+
+
+def run_batch(
+    files: Iterable[Path],
+    settings: Settings,
+    options: BatchOptions,
+    *,
+    client: Any,
+    ledger: Any,
+    target: str,
+    serial_writes: bool,
+    on_file: Callable[[FileOutcome], None] = lambda outcome: None,
+) -> Summary:
+    """Process `files` with `settings.jobs` threads (0: one per core); `on_file` sees each outcome."""
     rules = path_rules(settings)
-    api_key = settings.api_key.get_secret_value() if settings.api_key else None
-    summary = Summary()
-    with open_target(
-        tiled_uri=settings.tiled_uri,
-        api_key=api_key,
-        catalog_dir=settings.catalog,
-        readable_roots=readable_roots(settings, paths),
-    ) as target:
-        summary.target = target.description
-        for path in find_run_files(paths):
-            for outcome in ingest_file(path, target.root, rules, include_incomplete=settings.include_incomplete):
-                summary.outcomes.append(outcome)
-                if outcome.status in (REFUSED, FAILED):
-                    for problem in outcome.problems[:5] or [outcome.reason]:
-                        echo(str(problem))
-    echo(summary.line())
+    guards = _Guards(serial_writes)
+    jobs = settings.jobs or os.cpu_count() or 1
+    summary = Summary(target=target)
+    started = time.perf_counter()
+
+    def one(path: Path) -> FileOutcome:
+        try:
+            return process_file(path, client=client, ledger=ledger, rules=rules, settings=settings,
+                                options=options, guards=guards)
+        except Exception as err:  # a bug or the ledger's database gone: report the file, go on
+            return FileOutcome(path, FAILED, reason=f"{type(err).__name__}: {err}")
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest") as pool:
+        for future in as_completed([pool.submit(one, path) for path in files]):
+            outcome = future.result()
+            summary.files.append(outcome)
+            on_file(outcome)
+    summary.seconds = time.perf_counter() - started
     return summary

@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-PathsArg = Annotated[list[Path], typer.Argument(help="Run files or directories (searched recursively).")]
+from ingester.cli_options import CatalogOpt, ConfigOpt, DataRootOpt, PathsArg, build_settings  # noqa: E402
 
 
 def _version(value: bool) -> None:
@@ -79,63 +79,6 @@ def validate(
     raise typer.Exit(0 if all(r.status == "ok" for r in reports) else 1)
 
 
-DataRootOpt = Annotated[
-    list[Path] | None,
-    typer.Option("--data-root", help="Where relative external paths are looked up (repeatable, in order)."),
-]
-RootMapOpt = Annotated[
-    list[str] | None, typer.Option("--root-map", help="OLD=NEW: external paths under OLD are found under NEW.")
-]
-ServerPathOpt = Annotated[
-    list[str] | None, typer.Option("--server-path", help="LOCAL=SERVER: register files as the Tiled server sees them.")
-]
-CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="Embedded catalog folder [default: ./ingester-catalog].")]
-TiledUriOpt = Annotated[
-    str | None, typer.Option("--tiled-uri", help="Write to this Tiled server (API key from TILED_API_KEY).")
-]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file [default: ./ingester.toml].")]
-
-
-def _settings(config: Path | None, **flags):
-    from ingester.config import load_settings, parse_mapping
-
-    try:
-        for name, flag in (("root_map", "--root-map"), ("server_paths", "--server-path")):
-            if flags.get(name):
-                flags[name] = [parse_mapping(v, flag) for v in flags[name]]
-        return load_settings(config, **flags)
-    except (ValueError, FileNotFoundError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-
-
-@app.command("ingest-dir")
-def ingest_dir(
-    paths: PathsArg,
-    catalog: CatalogOpt = None,
-    tiled_uri: TiledUriOpt = None,
-    data_root: DataRootOpt = None,
-    root_map: RootMapOpt = None,
-    server_path: ServerPathOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Validate, normalize, resolve and write every complete run found under PATHS.
-
-    Exit 0 when nothing was refused or failed, 1 otherwise, 2 on bad usage or an unreachable target.
-    """
-    from ingester.batch import ingest_paths
-
-    settings = _settings(
-        config, catalog=catalog, tiled_uri=tiled_uri, data_roots=data_root, root_map=root_map, server_paths=server_path
-    )
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        typer.echo(f"error: no such file or directory: {', '.join(map(str, missing))}", err=True)
-        raise typer.Exit(2)
-    summary = ingest_paths(paths, settings, echo=typer.echo)
-    raise typer.Exit(summary.exit_code)
-
-
 @app.command()
 def serve(
     catalog: CatalogOpt = None,
@@ -152,7 +95,7 @@ def serve(
     from ingester.serve import serve_catalog
     from ingester.target import CatalogLayout
 
-    settings = _settings(config, catalog=catalog, data_roots=data_root)
+    settings = build_settings(config, catalog=catalog, data_roots=data_root)
     layout = CatalogLayout(settings.catalog.absolute())
     if not layout.exists():
         typer.echo(f"error: no catalog in {layout.root} (run `ingester ingest-dir` first)", err=True)
@@ -180,6 +123,10 @@ def _print_file_report(report) -> None:
         typer.echo(str(report.truncated))
     runs = len([r for r in report.runs if r.uid is not None])
     typer.echo(f"{report.path}: {report.status} ({runs} run{'s' if runs != 1 else ''})")
+
+
+import ingester.cli_ingest  # noqa: E402,F401 - registers ingest-dir, retry, status
+import ingester.cli_watch  # noqa: E402,F401 - registers watch
 
 
 def main() -> None:

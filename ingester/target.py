@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CatalogLayout", "Target", "open_embedded", "open_remote", "open_target"]
+__all__ = ["CatalogLayout", "Target", "describe_uri", "open_embedded", "open_remote", "open_target"]
 
 
 DEFAULT_CATALOG_DIR = Path("ingester-catalog")
@@ -206,8 +206,6 @@ def _quiet_server_log() -> None:
 
 def open_remote(tiled_uri: str, api_key: str | None) -> Target:
     """Connect to a running Tiled server; the API key comes from the caller, never from here."""
-    from urllib.parse import urlsplit
-
     from tiled.client import from_context
     from tiled.client.context import Context
 
@@ -217,10 +215,16 @@ def open_remote(tiled_uri: str, api_key: str | None) -> Target:
     except BaseException:
         context.close()
         raise
-    # The query may carry an api_key and the netloc a password: keep both out of the description.
+    return Target(root, context, describe_uri(tiled_uri), embedded=False)
+
+
+def describe_uri(tiled_uri: str) -> str:
+    """A Tiled URI without what may be secret in it (an api_key query, a password in the netloc)."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(tiled_uri)
     port = f":{parts.port}" if parts.port else ""
-    return Target(root, context, f"{parts.scheme}://{parts.hostname}{port}{parts.path}", embedded=False)
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
 def open_target(

@@ -1,0 +1,202 @@
+"""The ledger-backed commands: `ingest-dir`, `retry`, `status`.
+
+Thin: build settings and options, open the target and the ledger, hand the files to `batch`, show
+progress and the summary. Exit codes: 0 all ingested or already present (incomplete files only
+reported), 1 anything refused or failed, 2 bad usage or an unreachable target.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ingester.cli import app
+from ingester.cli_options import (
+    CatalogOpt,
+    ConfigOpt,
+    DataRootOpt,
+    JobsOpt,
+    LedgerOpt,
+    PathsArg,
+    RootMapOpt,
+    ServerPathOpt,
+    TiledUriOpt,
+    build_settings,
+)
+
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate and resolve everything; write nothing.")]
+IncompleteOpt = Annotated[
+    bool | None, typer.Option("--include-incomplete", help="Also ingest runs without a stop (marked as such).")
+]
+ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Replace a run already in Tiled with different content.")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a JSON report, one entry per file.")]
+ParallelOpt = Annotated[
+    bool | None,
+    typer.Option("--parallel-writes/--serial-writes", help="Write runs concurrently (only for Tiled on PostgreSQL)."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _open(settings, paths: list[Path], command: str = "ingest-dir"):
+    """The target and the ledger, or exit 2 saying why (without any secret)."""
+    from ingester.batch import ledger_url, readable_roots, target_key
+    from ingester.ledger import Ledger
+    from ingester.target import open_target
+
+    stack = ExitStack()
+    try:
+        target = stack.enter_context(
+            open_target(
+                tiled_uri=settings.tiled_uri,
+                api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+                catalog_dir=settings.catalog,
+                readable_roots=readable_roots(settings, paths),
+            )
+        )
+    except Exception as err:
+        stack.close()
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "lock" in reason.lower():
+            reason += " (is another ingester or `ingester serve` using this catalog?)"
+        raise _fail(f"cannot open the target {settings.tiled_uri or settings.catalog}: {reason}") from None
+    try:
+        ledger = stack.enter_context(Ledger.open(ledger_url(settings), target_key(settings), command=command))
+    except Exception as err:
+        stack.close()
+        raise _fail(f"cannot open the ledger: {type(err).__name__}: {err}") from None
+    return stack, target, ledger
+
+
+def _run(files: list[Path], paths: list[Path], settings, options, report: Path | None) -> None:
+    from ingester.batch import run_batch
+    from ingester.console import BatchView, print_summary, write_report
+
+    stack, target, ledger = _open(settings, paths)
+    with stack:
+        view = BatchView(len(files))
+        try:
+            summary = run_batch(
+                files, settings, options, client=target.root, ledger=ledger, target=target.description,
+                serial_writes=not settings.parallel_writes, on_file=view.file_done,
+            )
+        finally:
+            view.close()
+    print_summary(summary, dry_run=options.dry_run)
+    if report is not None:
+        write_report(summary, report)
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command("ingest-dir")
+def ingest_dir(
+    paths: PathsArg,
+    catalog: CatalogOpt = None,
+    tiled_uri: TiledUriOpt = None,
+    data_root: DataRootOpt = None,
+    root_map: RootMapOpt = None,
+    server_path: ServerPathOpt = None,
+    ledger: LedgerOpt = None,
+    jobs: JobsOpt = None,
+    dry_run: DryRunOpt = False,
+    include_incomplete: IncompleteOpt = None,
+    replace: ReplaceOpt = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Look at no more than N files.")] = None,
+    since: Annotated[
+        datetime | None, typer.Option("--since", help="Only files modified since DATE (e.g. 2026-01-31).")
+    ] = None,
+    report: ReportOpt = None,
+    move_done: Annotated[
+        Path | None, typer.Option("--move-done", help="Move ingested files into DIR (never overwriting).")
+    ] = None,
+    parallel_writes: ParallelOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Validate, normalize, resolve and write every complete run found under PATHS; safe to repeat.
+
+    Exit 0 when nothing was refused or failed, 1 otherwise, 2 on bad usage or an unreachable target.
+    """
+    from ingester.batch import BatchOptions, select_files
+
+    settings = build_settings(
+        config, catalog=catalog, tiled_uri=tiled_uri, data_roots=data_root, root_map=root_map,
+        server_paths=server_path, ledger=ledger, jobs=jobs, include_incomplete=include_incomplete,
+        parallel_writes=parallel_writes,
+    )
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise _fail(f"no such file or directory: {', '.join(map(str, missing))}")
+    if move_done is not None and dry_run:
+        raise _fail("--move-done and --dry-run do not go together")
+    # --replace means "look again": a conflict refused earlier is in the ledger as an unchanged file.
+    options = BatchOptions(dry_run=dry_run, replace=replace, limit=limit, since=since, move_done=move_done, force=replace)
+    _run(list(select_files(paths, options)), paths, settings, options, report)
+
+
+@app.command()
+def retry(
+    catalog: CatalogOpt = None,
+    tiled_uri: TiledUriOpt = None,
+    data_root: DataRootOpt = None,
+    root_map: RootMapOpt = None,
+    server_path: ServerPathOpt = None,
+    ledger: LedgerOpt = None,
+    jobs: JobsOpt = None,
+    replace: ReplaceOpt = False,
+    report: ReportOpt = None,
+    parallel_writes: ParallelOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Try again every file the ledger has as refused or failed (e.g. after fixing a data root)."""
+    from ingester.batch import BatchOptions, ledger_url, target_key
+    from ingester.ledger import RETRYABLE, Ledger
+
+    settings = build_settings(
+        config, catalog=catalog, tiled_uri=tiled_uri, data_roots=data_root, root_map=root_map,
+        server_paths=server_path, ledger=ledger, jobs=jobs, parallel_writes=parallel_writes,
+    )
+    with Ledger.open(ledger_url(settings), target_key(settings)) as book:
+        files = [Path(record.path) for record in book.files(list(RETRYABLE))]
+    if not files:
+        typer.echo("nothing to retry: no refused or failed files in the ledger")
+        raise typer.Exit(0)
+    options = BatchOptions(replace=replace, force=True)
+    _run(files, sorted({f.parent for f in files}), settings, options, report)
+
+
+@app.command()
+def status(
+    catalog: CatalogOpt = None,
+    tiled_uri: TiledUriOpt = None,
+    ledger: LedgerOpt = None,
+    failed: Annotated[bool, typer.Option("--failed", help="List each refused or failed file with its reason.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """The ledger in short: files by status, the workers and when they were last seen."""
+    from ingester.batch import ledger_url, target_key
+    from ingester.ledger import RETRYABLE, Ledger
+
+    settings = build_settings(config, catalog=catalog, tiled_uri=tiled_uri, ledger=ledger)
+    url = ledger_url(settings)
+    with Ledger.open(url, target_key(settings)) as book:
+        counts = book.summary()
+        typer.echo(f"ledger for {target_key(settings)}")
+        for name, count in sorted(counts.items()):
+            typer.echo(f"  {name:<16} {count:>8}")
+        typer.echo(f"  {'total':<16} {sum(counts.values()):>8}")
+        for worker in book.workers():
+            scanned = worker.last_scan.isoformat(timespec="seconds") if worker.last_scan else "never"
+            typer.echo(
+                f"worker {worker.worker_id} ({worker.command}): last seen {worker.heartbeat.isoformat(timespec='seconds')}, "
+                f"last scan {scanned}, {worker.state}"
+            )
+        if failed:
+            for record in book.files(list(RETRYABLE)):
+                typer.echo(f"{record.path}:{record.line or 0}: {record.status}: {record.reason}")
