@@ -117,7 +117,7 @@ class _UidLog:
         self.lines = array("i")
 
     def add(self, uid: Any, line: int) -> None:
-        self.digests.append(hash(uid) if isinstance(uid, str) else hash(repr(uid)))
+        self.digests.append(hash(uid) if type(uid) is str else hash(repr(uid)))
         self.lines.append(line)
 
     def duplicates(self) -> list[tuple[int, int]]:
@@ -161,6 +161,7 @@ class RunValidator:
         self.splitter = RunSplitter()
         self.runs: dict[str | None, _RunState] = {}
         self.order: list[_RunState] = []
+        self._handlers = {name: getattr(self, f"_{name}") for name in _NAMES_OK}
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -187,7 +188,7 @@ class RunValidator:
     def feed(self, document: Document) -> None:
         name, doc = document.name, document.doc
         run = self.splitter.assign(document)
-        state = self._state(run, document)
+        state = self.runs.get(run) or self._state(run, document)
         state.report.documents += 1
         reason = check_document(name, doc)
         if reason is not None:
@@ -202,7 +203,7 @@ class RunValidator:
         uid = doc.get("uid") if name != "event_page" else None
         if uid is not None:
             state.uids.add(uid, document.line)
-        getattr(self, f"_{name}")(state, document, doc)
+        self._handlers[name](state, document, doc)
 
     def _start(self, state: _RunState, document: Document, doc: dict) -> None:
         if state.started:
