@@ -241,18 +241,25 @@ class RunValidator:
         state.descriptors[doc["uid"]] = stream = _Stream(doc["name"], doc["data_keys"], document.line)
         state.report.streams.setdefault(stream.name, 0)
 
-    def _event(self, state: _RunState, document: Document, doc: dict) -> None:
+    def _event_stream(self, state: _RunState, document: Document, doc: dict) -> _Stream | None:
+        """The stream of an event or event page whose keys match it; None (reported) when unusable."""
         stream = state.descriptors.get(doc["descriptor"])
         if stream is None:
-            if doc["descriptor"] in state.rejected:
-                return
-            self._report(state, document, f"unknown descriptor {doc['descriptor']!r}")
-            return
+            if doc["descriptor"] not in state.rejected:
+                self._report(state, document, f"unknown descriptor {doc['descriptor']!r}")
+            return None
         if self._after_stop(state, document):
+            return None
+        data, timestamps = doc["data"], doc["timestamps"]
+        if not (stream.matches(data.keys()) and stream.matches(timestamps.keys())):
+            self._report(state, document, _key_mismatch(data, timestamps, stream))
+        return stream
+
+    def _event(self, state: _RunState, document: Document, doc: dict) -> None:
+        stream = self._event_stream(state, document, doc)
+        if stream is None:
             return
         data = doc["data"]
-        if not (stream.matches(data.keys()) and stream.matches(doc["timestamps"].keys())):
-            self._report(state, document, _key_mismatch(data, doc["timestamps"], stream))
         seq = doc["seq_num"]
         if seq <= stream.last_seq:
             self._report(state, document, f"seq_num {seq} does not increase (previous {stream.last_seq})")
@@ -262,17 +269,10 @@ class RunValidator:
             self._want_datums(state, document, stream, data, doc.get("filled") or {}, False)
 
     def _event_page(self, state: _RunState, document: Document, doc: dict) -> None:
-        stream = state.descriptors.get(doc["descriptor"])
+        stream = self._event_stream(state, document, doc)
         if stream is None:
-            if doc["descriptor"] in state.rejected:
-                return
-            self._report(state, document, f"unknown descriptor {doc['descriptor']!r}")
-            return
-        if self._after_stop(state, document):
             return
         data, seq_nums = doc["data"], doc["seq_num"]
-        if not (stream.matches(data.keys()) and stream.matches(doc["timestamps"].keys())):
-            self._report(state, document, _key_mismatch(data, doc["timestamps"], stream))
         rows = len(seq_nums)
         columns = [doc["time"], doc["uid"], *data.values(), *doc["timestamps"].values()]
         if any(len(column) != rows for column in columns):
