@@ -8,7 +8,6 @@ Exit codes: 0 all good, 1 something refused/invalid/failed, 2 bad usage or unrea
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import orjson

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from array import array
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ingester.problems import IngestError, Problem
+from ingester.reports import FileReport, RunReport
 from ingester.reader import read_documents
 from ingester.runs import Document
 from ingester.split import RunSplitter
@@ -31,58 +31,6 @@ MAX_PROBLEMS_PER_RUN = 20
 _NAMES_OK = frozenset(
     ("start", "stop", "descriptor", "event", "event_page", "resource", "datum", "datum_page", "stream_resource", "stream_datum")
 )
-
-
-@dataclass
-class RunReport:
-    """What validation found about one run of a file."""
-
-    uid: str | None
-    line: int
-    status: str = "incomplete"  # ok | incomplete | invalid
-    problems: list[Problem] = field(default_factory=list)
-    streams: dict[str, int] = field(default_factory=dict)  # events per stream
-    documents: int = 0
-    more_problems: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "uid": self.uid,
-            "line": self.line,
-            "status": self.status,
-            "streams": self.streams,
-            "documents": self.documents,
-            "problems": [p.to_dict() for p in self.problems],
-            "more_problems": self.more_problems,
-        }
-
-
-@dataclass
-class FileReport:
-    """What validation found about one file: its runs and the faults that belong to no run."""
-
-    path: Path
-    format: str | None = None
-    status: str = "ok"
-    runs: list[RunReport] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    truncated: Problem | None = None
-
-    def all_problems(self) -> list[Problem]:
-        found = list(self.problems)
-        for run in self.runs:
-            found.extend(run.problems)
-        return sorted(found, key=lambda p: (p.line or 0))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "format": self.format,
-            "status": self.status,
-            "runs": [r.to_dict() for r in self.runs],
-            "problems": [p.to_dict() for p in self.problems],
-            "truncated": self.truncated.to_dict() if self.truncated else None,
-        }
 
 
 class _Stream:
