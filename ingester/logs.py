@@ -1,7 +1,8 @@
 """Logging: loguru for our messages, with the standard library's loggers (tiled, httpx, uvicorn)
 routed into it at WARNING and above so that a run's output is ours, not theirs.
 
-`setup_logging(json=False, level="INFO")` is called once, at the edge (the CLI). Human-readable lines
+Tracebacks are logged without loguru's `diagnose` (variable values), which could show secrets and
+whose repr() of a Tiled client would make requests. `setup_logging(json=False, level="INFO")` is called once, at the edge (the CLI). Human-readable lines
 on stderr by default; `json=True` writes one JSON object a line. Never log an API key: the settings
 hold it as a secret, and nothing here formats settings.
 """
@@ -26,7 +27,7 @@ def _stderr(message: str) -> None:
 
 # Until setup_logging() runs (library use, tests), log to the current stderr, not a stale one.
 logger.remove()
-logger.add(_stderr, level="INFO", format=_HUMAN, colorize=False)
+logger.add(_stderr, level="INFO", format=_HUMAN, colorize=False, diagnose=False)
 
 
 class _ToLoguru(logging.Handler):
@@ -43,9 +44,9 @@ class _ToLoguru(logging.Handler):
 def setup_logging(*, json: bool = False, level: str = "INFO") -> None:
     logger.remove()
     if json:
-        logger.add(_stderr, level=level, serialize=True)
+        logger.add(_stderr, level=level, serialize=True, diagnose=False)
     else:
-        logger.add(_stderr, level=level, format=_HUMAN, colorize=sys.stderr.isatty())
+        logger.add(_stderr, level=level, format=_HUMAN, colorize=sys.stderr.isatty(), diagnose=False)
     logging.basicConfig(handlers=[_ToLoguru()], level=logging.WARNING, force=True)
     for noisy in ("tiled", "httpx", "uvicorn", "sqlalchemy", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

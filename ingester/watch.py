@@ -11,7 +11,8 @@ for missed events), and the heartbeat (`on_heartbeat(state, scanned=...)`).
 
 Ready files go to ONE worker thread, one at a time, which calls `on_ready(path)` and gets back
 the status the ledger records ("ingested", "already-present", "incomplete", "refused", "failed",
-"unchanged"); "failed", or the callback raising, is retried with exponential backoff. When `stop`
+"unchanged"); "failed", or the callback raising, is retried with exponential backoff;
+"claimed-elsewhere" (another worker has it) is looked at again after `recheck_claimed`. When `stop`
 is set, no new work is taken, the file in hand is finished, and the observers, the scheduler and
 the worker are shut down before `run` returns.
 
@@ -28,7 +29,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ _EVENTS = [
     DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
 ]  # fmt: skip
 _QUIET_STATUSES = ("unchanged", "already-present")  # logged at debug: a restart's catch-up is mostly these
+_ELSEWHERE = "claimed-elsewhere"
 
 
 class WatchError(RuntimeError):
@@ -75,7 +77,8 @@ class SpoolWatcher:
     on network filesystems. `incomplete_after`: a file that has not changed for this long without a
     stop document is reported once to `on_incomplete` and handed over. `on_heartbeat(state,
     scanned=...)` (`Ledger.heartbeat` fits as it is) hears every `heartbeat_interval` seconds and
-    after each full scan (`scanned=True`). Times are in seconds.
+    after each full scan (`scanned=True`). A file whose callback says "claimed-elsewhere" is noted
+    again after `recheck_claimed`. Times are in seconds.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class SpoolWatcher:
         heartbeat_interval: float = 10.0,
         retry_base: float = 30.0,
         retry_max: float = 3600.0,
+        recheck_claimed: float = 20.0,
     ):
         self.roots = list(dict.fromkeys(Path(os.path.abspath(p)) for p in paths))
         if not self.roots:
@@ -104,7 +108,8 @@ class SpoolWatcher:
         self.poll_interval = poll_interval
         self.rescan_interval = rescan_interval
         self.heartbeat_interval = heartbeat_interval
-        self.tick = max(0.05, min(settle / 2, 0.5))
+        self.recheck_claimed = recheck_claimed
+        self.tick = max(0.05, min(settle / 5, 0.1))  # a ready file waits at most one tick
         self.table = SettleTable(
             settle=settle, incomplete_after=incomplete_after, retry_base=retry_base, retry_max=retry_max
         )
@@ -309,6 +314,11 @@ class SpoolWatcher:
                 status = FAILED
             finally:
                 self._current = None
+            if status == _ELSEWHERE and self._scheduler is not None:  # its owner finishes it, or dies
+                self.table.withdraw(handover.path)
+                when = datetime.now(UTC) + timedelta(seconds=self.recheck_claimed)
+                self._scheduler.add_job(self.table.note, "date", run_date=when, args=[handover.path])
+                continue
             delay = self.table.finished(handover.path, status)
             if delay is not None:
                 logger.warning("{}: {}; trying again in {:g} s", status, handover.path, delay)
