@@ -6,10 +6,22 @@ run and the file, and optionally move an ingested file out of the spool. Files a
 `jobs` threads; the writes themselves go one at a time to an SQLite-backed target (the embedded
 catalog, or a server when `parallel_writes` is off), and two files holding the same run uid never
 write it at the same time. What to show is the caller's business (`on_file`).
+
+Several processes (hosts) share the work through claims on the ledger (`ingester.lease`): a file is
+claimed before it is hashed or read, and each run uid before it is written; the leases are renewed
+while the work goes on and released when it is done. A file another live worker holds is
+`claimed-elsewhere` (no outcome recorded). A run another live worker holds is waited for (its
+lease is renewed while that worker writes; it expires `lease` seconds after the worker died),
+then written by us: the writer finds it complete (already-present) or a crash's leftover (replaced).
+Waiting, rather than skipping, is what keeps a run from being reported `ingested` by two workers
+and from being lost with a worker that died. `run_batch` comes back to files claimed elsewhere
+until their owners are done with them (or their leases expired), so every file it was given ends
+with an outcome.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import threading
@@ -25,12 +37,18 @@ from typing import Any
 
 from ingester.config import Settings
 from ingester.discover import find_run_files
+from ingester.lease import LeaseKeeper
 from ingester.pipeline import ALREADY_PRESENT, FAILED, INCOMPLETE, REFUSED, WRITTEN, RunOutcome, file_digest, ingest_file
 from ingester.resolve import PathRules
 
-__all__ = ["BatchOptions", "FileOutcome", "Summary", "run_batch", "path_rules", "readable_roots", "ledger_url"]
+__all__ = [
+    "BatchOptions", "FileOutcome", "Summary", "RunClaimedElsewhere", "run_batch", "path_rules", "readable_roots",
+    "ledger_url", "CLAIMED_ELSEWHERE",
+]  # fmt: skip
 
 UNCHANGED = "unchanged"
+CLAIMED_ELSEWHERE = "claimed-elsewhere"  # another live worker holds the file: not an outcome, not recorded
+_WAIT_LEASES = 10  # how many leases to wait for a run (or file) another live worker holds, before giving up
 WOULD_INGEST = "valid"  # dry run: would be written
 _SEVERITY = {FAILED: 5, REFUSED: 4, INCOMPLETE: 3, WRITTEN: 2, WOULD_INGEST: 2, ALREADY_PRESENT: 1}
 
@@ -82,6 +100,8 @@ class Summary:
     files: list[FileOutcome] = field(default_factory=list)
     target: str = ""
     seconds: float = 0.0
+    claim_seconds: float = 0.0  # spent in the ledger's claim, renew and release calls
+    claim_calls: int = 0
 
     @property
     def runs(self) -> list[RunOutcome]:
@@ -152,24 +172,50 @@ def select_files(paths: Iterable[Path], options: BatchOptions) -> Iterator[Path]
         yield path
 
 
-class _Guards:
-    """One writer at a time to an SQLite-backed target, and never two writers of one run uid."""
+class RunClaimedElsewhere(RuntimeError):
+    """Another live worker kept a run claimed for longer than we wait (the file fails; tried again later)."""
 
-    def __init__(self, serial_writes: bool):
+
+class _Guards:
+    """One writer at a time to an SQLite-backed target, and never two writers of one run uid: not
+    two threads (an in-process lock per uid), nor two processes (a claim on the ledger, if `keeper`)."""
+
+    def __init__(self, serial_writes: bool, keeper: LeaseKeeper | None = None):
         self._serial = threading.Lock() if serial_writes else None
         self._lock = threading.Lock()
         self._runs: dict[str, threading.Lock] = {}
+        self.keeper = keeper
 
     @contextmanager
-    def writing(self, uid: str) -> Iterator[None]:
+    def writing(self, uid: str, path: Path | None = None) -> Iterator[None]:
         with self._lock:
             run_lock = self._runs.setdefault(uid, threading.Lock())
         with run_lock:
-            if self._serial is None:
-                yield
-            else:
-                with self._serial:
+            claimed = self._claim_run(uid, path)
+            try:
+                if self._serial is None:
                     yield
+                else:
+                    with self._serial:
+                        yield
+            finally:
+                if claimed:
+                    self.keeper.release_run(uid)
+
+    def _claim_run(self, uid: str, path: Path | None) -> bool:
+        """Claim the run, waiting while another live worker holds it (until it is done, or died and
+        its lease expired); give up after `_WAIT_LEASES` leases."""
+        if self.keeper is None:
+            return False
+        deadline = time.monotonic() + _WAIT_LEASES * self.keeper.lease
+        pause = min(0.25, self.keeper.lease / 4)
+        while not self.keeper.claim_run(uid, path):
+            if time.monotonic() > deadline:
+                owner = self.keeper.run_owner(uid)
+                raise RunClaimedElsewhere(f"run {uid} stayed claimed by {owner} for {_WAIT_LEASES} leases")
+            time.sleep(pause)
+            pause = min(pause * 2, self.keeper.lease / 3)
+        return True
 
 
 def _file_status(runs: list[RunOutcome]) -> RunOutcome | None:
@@ -200,17 +246,55 @@ def _move_done(path: Path, folder: Path) -> Path:
 def process_file(
     path: Path, *, client: Any, ledger: Any, rules: PathRules, settings: Settings, options: BatchOptions, guards: _Guards
 ) -> FileOutcome:
-    """One file, from the ledger's point of view: skip it, or ingest it and record what happened."""
+    """One file, from the ledger's point of view: skip it, or claim it, ingest it and record what happened."""
     started = time.perf_counter()
     try:
         stat = path.stat()
     except OSError as err:
-        return FileOutcome(path, FAILED, reason=f"cannot read: {err.strerror}")
-    if not options.force and ledger.is_unchanged(path, stat.st_size, stat.st_mtime_ns):
-        record = ledger.lookup(path)
-        if not options.dry_run:
-            ledger.touch(path)
-        return FileOutcome(path, UNCHANGED, reason=f"unchanged since it was {record.status}" if record else None)
+        return _unreadable(path, err, ledger)
+    if (skipped := _unchanged(path, stat, ledger, options)) is not None:
+        return skipped
+    keeper = guards.keeper
+    if keeper is None or options.dry_run:
+        return _process(path, stat, started, client=client, ledger=ledger, rules=rules, settings=settings,
+                        options=options, guards=guards)
+    if not keeper.claim_file(path):
+        return FileOutcome(path, CLAIMED_ELSEWHERE, reason="another worker is working on it")
+    try:
+        try:
+            stat = path.stat()  # the worker that held it may have moved it, or recorded it meanwhile
+        except OSError as err:
+            return _unreadable(path, err, ledger)
+        if (skipped := _unchanged(path, stat, ledger, options)) is not None:
+            return skipped
+        return _process(path, stat, started, client=client, ledger=ledger, rules=rules, settings=settings,
+                        options=options, guards=guards)
+    finally:
+        keeper.release_file(path)
+
+
+def _unreadable(path: Path, err: OSError, ledger: Any) -> FileOutcome:
+    """A file that cannot be stat-ed: failed, unless another worker ingested it and moved it away."""
+    record = ledger.lookup(path) if isinstance(err, FileNotFoundError) else None
+    if record is not None and record.status in (WRITTEN, ALREADY_PRESENT):
+        return FileOutcome(path, UNCHANGED, reason=f"moved away after it was {record.status}")
+    return FileOutcome(path, FAILED, reason=f"cannot read: {err.strerror}")
+
+
+def _unchanged(path: Path, stat: os.stat_result, ledger: Any, options: BatchOptions) -> FileOutcome | None:
+    """The outcome of a file the ledger settled with this size and mtime; None if it must be looked at."""
+    if options.force or not ledger.is_unchanged(path, stat.st_size, stat.st_mtime_ns):
+        return None
+    record = ledger.lookup(path)
+    if not options.dry_run:
+        ledger.touch(path)
+    return FileOutcome(path, UNCHANGED, reason=f"unchanged since it was {record.status}" if record else None)
+
+
+def _process(
+    path: Path, stat: os.stat_result, started: float, *, client: Any, ledger: Any, rules: PathRules,
+    settings: Settings, options: BatchOptions, guards: _Guards,
+) -> FileOutcome:
     digest = file_digest(path)
     record = ledger.lookup(path)
     if not options.force and record is not None and record.hash == digest and record.status in (WRITTEN, ALREADY_PRESENT):
@@ -221,7 +305,7 @@ def process_file(
         return FileOutcome(path, UNCHANGED, reason=f"same content as when it was {record.status}")
     runs = ingest_file(
         path, client, rules, include_incomplete=settings.include_incomplete, dry_run=options.dry_run,
-        replace=options.replace, digest=digest, write_guard=guards.writing,
+        replace=options.replace, digest=digest, write_guard=functools.partial(guards.writing, path=path),
     )
     worst = _file_status(runs)
     outcome = FileOutcome(path, worst.status if worst else FAILED, runs, worst.reason if worst else "no run", worst.line if worst else None)
@@ -249,12 +333,23 @@ def run_batch(
     serial_writes: bool,
     on_file: Callable[[FileOutcome], None] = lambda outcome: None,
 ) -> Summary:
-    """Process `files` with `settings.jobs` threads (0: one per core); `on_file` sees each outcome."""
+    """Process `files` with `settings.jobs` threads (0: one per core); `on_file` sees each outcome.
+
+    Files claimed by other workers are looked at again until those workers are done with them (or
+    their leases expired); one still claimed after `_WAIT_LEASES` leases is reported as such.
+    """
     rules = path_rules(settings)
-    guards = _Guards(serial_writes)
     jobs = settings.jobs or os.cpu_count() or 1
     summary = Summary(target=target)
     started = time.perf_counter()
+    files = list(files)
+    done = 0
+
+    def heartbeat(state: str | None = None) -> None:
+        ledger.heartbeat(state or f"ingest-dir: {done} of {len(files)} files done")
+
+    keeper = None if options.dry_run else LeaseKeeper(ledger, settings.lease, heartbeat=heartbeat)
+    guards = _Guards(serial_writes, keeper)
 
     def one(path: Path) -> FileOutcome:
         try:
@@ -263,10 +358,44 @@ def run_batch(
         except Exception as err:  # a bug or the ledger's database gone: report the file, go on
             return FileOutcome(path, FAILED, reason=f"{type(err).__name__}: {err}")
 
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest") as pool:
-        for future in as_completed([pool.submit(one, path) for path in files]):
-            outcome = future.result()
-            summary.files.append(outcome)
-            on_file(outcome)
+    if keeper is not None:
+        heartbeat()
+    try:
+        with (keeper or _no_keeper()), ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest") as pool:
+            todo, deadline, pause = files, None, 0.1
+            while todo:
+                elsewhere = []
+                for future in as_completed([pool.submit(one, path) for path in todo]):
+                    outcome = future.result()
+                    if outcome.status == CLAIMED_ELSEWHERE and (deadline is None or time.monotonic() < deadline):
+                        elsewhere.append(outcome.path)
+                        continue
+                    summary.files.append(outcome)
+                    done += 1
+                    on_file(outcome)
+                if elsewhere and len(elsewhere) < len(todo):
+                    deadline, pause = None, 0.1  # others are making progress: keep waiting
+                if elsewhere and deadline is None:
+                    deadline = time.monotonic() + _WAIT_LEASES * settings.lease
+                todo = sorted(elsewhere)
+                if todo:
+                    time.sleep(pause)
+                    pause = min(pause * 2, settings.lease / 3)
+    finally:
+        if keeper is not None:
+            summary.claim_seconds, summary.claim_calls = keeper.seconds, keeper.calls
+            _quietly(heartbeat, f"ingest-dir: finished, {done} of {len(files)} files done")
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+@contextmanager
+def _no_keeper() -> Iterator[None]:
+    yield
+
+
+def _quietly(call: Callable[..., Any], *args: Any) -> None:
+    try:
+        call(*args)
+    except Exception:  # a last heartbeat is not worth failing the batch for
+        pass

@@ -34,6 +34,10 @@ IncompleteOpt = Annotated[
 ]
 ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Replace a run already in Tiled with different content.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a JSON report, one entry per file.")]
+LeaseOpt = Annotated[
+    float | None,
+    typer.Option("--lease", min=0.1, help="Seconds a claim lasts unless renewed; a dead worker's claims expire after it [default: 60]."),
+]
 ParallelOpt = Annotated[
     bool | None,
     typer.Option("--parallel-writes/--serial-writes", help="Write runs concurrently (only for Tiled on PostgreSQL)."),
@@ -90,6 +94,10 @@ def _run(files: list[Path], paths: list[Path], settings, options, report: Path |
         finally:
             view.close()
     print_summary(summary, dry_run=options.dry_run)
+    if summary.claim_calls:
+        per_file = summary.claim_seconds / max(len(summary.files), 1)
+        typer.echo(f"claims: {summary.claim_calls} ledger calls, {summary.claim_seconds:.3f} s "
+                   f"({per_file * 1000:.1f} ms a file)", err=True)
     if report is not None:
         write_report(summary, report)
     raise typer.Exit(summary.exit_code)
@@ -117,6 +125,7 @@ def ingest_dir(
         Path | None, typer.Option("--move-done", help="Move ingested files into DIR (never overwriting).")
     ] = None,
     parallel_writes: ParallelOpt = None,
+    lease: LeaseOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Validate, normalize, resolve and write every complete run found under PATHS; safe to repeat.
@@ -128,7 +137,7 @@ def ingest_dir(
     settings = build_settings(
         config, catalog=catalog, tiled_uri=tiled_uri, data_roots=data_root, root_map=root_map,
         server_paths=server_path, ledger=ledger, jobs=jobs, include_incomplete=include_incomplete,
-        parallel_writes=parallel_writes,
+        parallel_writes=parallel_writes, lease=lease,
     )
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -152,6 +161,7 @@ def retry(
     replace: ReplaceOpt = False,
     report: ReportOpt = None,
     parallel_writes: ParallelOpt = None,
+    lease: LeaseOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Try again every file the ledger has as refused or failed (e.g. after fixing a data root)."""
@@ -160,7 +170,7 @@ def retry(
 
     settings = build_settings(
         config, catalog=catalog, tiled_uri=tiled_uri, data_roots=data_root, root_map=root_map,
-        server_paths=server_path, ledger=ledger, jobs=jobs, parallel_writes=parallel_writes,
+        server_paths=server_path, ledger=ledger, jobs=jobs, parallel_writes=parallel_writes, lease=lease,
     )
     with Ledger.open(ledger_url(settings), target_key(settings)) as book:
         files = [Path(record.path) for record in book.files(list(RETRYABLE))]

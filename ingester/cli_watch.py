@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from ingester.cli import app
-from ingester.cli_ingest import IncompleteOpt, ParallelOpt, _fail, _open
+from ingester.cli_ingest import IncompleteOpt, LeaseOpt, ParallelOpt, _fail, _open
 from ingester.cli_options import (
     CatalogOpt,
     ConfigOpt,
@@ -60,10 +60,12 @@ def watch(
         Seconds, typer.Option("--retry-after", help="First retry of a failed file (doubling, up to an hour).")
     ] = 30.0,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log one JSON object a line.")] = False,
+    lease: LeaseOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Follow PATHS and ingest each run as soon as it is complete; runs until SIGINT/SIGTERM."""
     from ingester.batch import BatchOptions, _Guards, path_rules, process_file
+    from ingester.lease import LeaseKeeper
     from ingester.logs import logger, setup_logging
     from ingester.watch import SpoolWatcher, install_signal_handlers
 
@@ -73,13 +75,15 @@ def watch(
     settings = build_settings(
         config, catalog=catalog, tiled_uri=tiled_uri, data_roots=data_root, root_map=root_map,
         server_paths=server_path, ledger=ledger, jobs=jobs, include_incomplete=include_incomplete,
-        parallel_writes=parallel_writes,
+        parallel_writes=parallel_writes, lease=lease,
     )
     folders = [p for p in paths if p.is_dir()]
     if len(folders) != len(paths):
         raise _fail(f"not a folder: {', '.join(str(p) for p in paths if not p.is_dir())}")
     stack, target, book = _open(settings, paths, command="watch")
-    rules, guards = path_rules(settings), _Guards(not settings.parallel_writes)
+    # The watcher's own heartbeat (every 10 s) says this worker is alive; the keeper renews its claims.
+    keeper = stack.enter_context(LeaseKeeper(book, settings.lease))
+    rules, guards = path_rules(settings), _Guards(not settings.parallel_writes, keeper)
 
     def on_ready(path: Path) -> str:
         record = book.lookup(path)
@@ -89,7 +93,7 @@ def watch(
         for run in outcome.runs:
             for problem in run.problems[:5]:
                 logger.warning("{}", problem)
-        if outcome.status not in ("unchanged",):
+        if outcome.status not in ("unchanged", "claimed-elsewhere"):
             logger.info("{} {} ({} runs, {} events, {:.2f} s)", outcome.status, path, len(outcome.runs),
                         outcome.events, outcome.seconds)
         return outcome.status
@@ -102,7 +106,7 @@ def watch(
             watcher = SpoolWatcher(
                 folders, on_ready=on_ready, settle=settle, poll=poll, poll_interval=poll_interval,
                 rescan_interval=rescan_interval, incomplete_after=incomplete_after, on_incomplete=on_incomplete,
-                on_heartbeat=book.heartbeat, retry_base=retry_base,
+                on_heartbeat=book.heartbeat, retry_base=retry_base, recheck_claimed=settings.lease / 3,
             )
             logger.info("watching {} -> {}", ", ".join(map(str, folders)), target.description)
             watcher.run(stop)

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     parallel_writes: bool = Field(
         False, description="Let jobs write at once (a Tiled on PostgreSQL); an SQLite-backed catalog takes one writer."
     )
+    lease: float = Field(
+        60.0, gt=0, description="Seconds a claim on a file or run lasts unless renewed (a dead worker's expire)."
+    )
 
     @field_validator("root_map", "server_paths", mode="before")
     @classmethod

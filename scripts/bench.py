@@ -2,6 +2,8 @@
 
     python scripts/bench.py validate [--events N]   # ingester validate vs a bare orjson loop
     python scripts/bench.py write [--events N] [--datums N]   # our writer vs TiledWriter, one SimpleTiledServer
+    python scripts/bench.py many [--count N]   # many small runs: ingest-dir --jobs 4 vs TiledWriter (bench_many.py)
+    python scripts/bench.py watch [--count N]  # stop line -> readable in Tiled, `ingester watch` (bench_watch.py)
 
 Each measured step runs in a child process so that its peak memory (ru_maxrss) is its own.
 Timings are wall-clock seconds on this machine; the ratios are what the issues set targets on.
@@ -22,6 +24,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_data  # noqa: E402
+import bench_many  # noqa: E402
+import bench_watch  # noqa: E402
+import bench_scale  # noqa: E402
 
 
 def measure(code: str, *args: str, env: dict | None = None) -> dict:
@@ -161,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--datums", type=int, default=20_000)
     p.set_defaults(func=bench_write)
+    bench_many.add_many_parser(sub)
+    bench_watch.add_watch_parser(sub)
+    bench_scale.add_scale_parser(sub)
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONHASHSEED", "0")
     started = time.perf_counter()
