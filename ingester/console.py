@@ -80,6 +80,10 @@ def print_summary(summary: Summary, *, stream: TextIO | None = None, dry_run: bo
     for status in sorted(set(files) | set(runs)):
         table.add_row(status, str(files.get(status, 0)), str(runs.get(status, 0)))
     console.print(table)
+    earlier = [f for f in summary.files if f.status == UNCHANGED and f.reason and ("refused" in f.reason or "failed" in f.reason)]
+    if earlier:
+        console.print(f"{len(earlier)} unchanged files were refused or failed before: `ingester retry` tries them again",
+                      markup=False, highlight=False)
     rate = len(summary.files) / summary.seconds if summary.seconds else 0.0
     console.print(
         f"{len(summary.files)} files, {len(summary.runs)} runs in {summary.seconds:.1f} s "
