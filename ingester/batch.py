@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import threading
 import time
 from collections import Counter
@@ -37,6 +36,7 @@ from typing import Any
 
 from ingester.config import Settings
 from ingester.discover import find_run_files
+from ingester.move import move_done
 from ingester.lease import LeaseKeeper
 from ingester.pipeline import ALREADY_PRESENT, FAILED, INCOMPLETE, REFUSED, WRITTEN, RunOutcome, file_digest, ingest_file
 from ingester.resolve import PathRules
@@ -223,26 +223,6 @@ def _file_status(runs: list[RunOutcome]) -> RunOutcome | None:
     return max(runs, key=lambda r: _SEVERITY.get(r.status, 0), default=None)
 
 
-def _move_done(path: Path, folder: Path) -> Path:
-    """Move an ingested file into `folder`, never overwriting (a numbered name instead), atomically
-    when on the same filesystem (rename), else copy to a temporary name then rename."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
-    n = 1
-    while target.exists():
-        target = folder / f"{path.stem}.{n}{path.suffix}"
-        n += 1
-    try:
-        os.link(path, target)  # fails if target exists: no overwrite, even in a race
-        path.unlink()
-    except OSError:
-        partial = folder / f".{target.name}.partial"
-        shutil.copy2(path, partial)
-        os.replace(partial, target)
-        path.unlink()
-    return target
-
-
 def process_file(
     path: Path, *, client: Any, ledger: Any, rules: PathRules, settings: Settings, options: BatchOptions, guards: _Guards
 ) -> FileOutcome:
@@ -318,7 +298,7 @@ def _process(
     ledger.record_file(path, size=stat.st_size, mtime_ns=stat.st_mtime_ns, hash=digest, status=outcome.status,
                        reason=outcome.reason, line=outcome.line, runs=[r.uid for r in runs if r.uid])
     if options.move_done and outcome.status in (WRITTEN, ALREADY_PRESENT):
-        outcome.moved_to = _move_done(path, options.move_done)
+        outcome.moved_to = move_done(path, options.move_done)
     return outcome
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import os
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -53,6 +52,7 @@ from watchdog.observers.polling import PollingObserver
 
 from ingester.discover import find_run_files, is_run_file_name
 from ingester.logs import logger
+from ingester.signals import install_signal_handlers
 from ingester.mounts import filesystem_type, is_network_filesystem
 from ingester.settle import FAILED, INCOMPLETE, Handover, SettleTable, take_snapshot
 
@@ -383,23 +383,3 @@ class _SpoolEvents(FileSystemEventHandler):
             watcher.scan_folder(Path(os.fsdecode(event.dest_path)))
         elif isinstance(event, DirCreatedEvent):
             watcher.scan_folder(src)
-
-
-def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
-    """Make SIGINT and SIGTERM set `stop` (call from the main thread); returns a function restoring the old handlers."""
-
-    def handle(signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        if stop.is_set():
-            logger.warning("{} again: still finishing the file in hand", name)
-        else:
-            logger.info("{}: stopping after the file in hand", name)
-        stop.set()
-
-    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-    return restore
