@@ -302,6 +302,33 @@ def _process(
     return outcome
 
 
+def settled_by_ledger(files: Iterable[Path], ledger: Any, options: BatchOptions) -> tuple[list[FileOutcome], list[Path]]:
+    """Split `files` into those the ledger settled with their current size and mtime (outcomes,
+    already noted as seen) and those to look at, in one query: when nothing is new, the caller need
+    not even open the target."""
+    files = list(files)
+    if options.force:
+        return [], files
+    stats = {}
+    for path in files:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue  # process_file reports it
+        stats[path] = (path, stat.st_size, stat.st_mtime_ns)
+    settled = ledger.settled(stats.values())
+    outcomes, pending = [], []
+    for path in files:
+        status = settled.get(os.path.abspath(path)) if path in stats else None
+        if status is None:
+            pending.append(path)
+        else:
+            outcomes.append(FileOutcome(path, UNCHANGED, reason=f"unchanged since it was {status}"))
+    if outcomes and not options.dry_run:
+        ledger.touch_all(outcome.path for outcome in outcomes)
+    return outcomes, pending
+
+
 def run_batch(
     files: Iterable[Path],
     settings: Settings,
@@ -312,9 +339,11 @@ def run_batch(
     target: str,
     serial_writes: bool,
     on_file: Callable[[FileOutcome], None] = lambda outcome: None,
+    settled: Iterable[FileOutcome] = (),
 ) -> Summary:
     """Process `files` with `settings.jobs` threads (0: one per core); `on_file` sees each outcome.
 
+    `settled` are outcomes found beforehand (`settled_by_ledger`): they go into the summary first.
     Files claimed by other workers are looked at again until those workers are done with them (or
     their leases expired); one still claimed after `_WAIT_LEASES` leases is reported as such.
     """
@@ -324,6 +353,9 @@ def run_batch(
     started = time.perf_counter()
     files = list(files)
     done = 0
+    for outcome in settled:
+        summary.files.append(outcome)
+        on_file(outcome)
 
     def heartbeat(state: str | None = None) -> None:
         ledger.heartbeat(state or f"ingest-dir: {done} of {len(files)} files done")

@@ -7,10 +7,11 @@ reported), 1 anything refused or failed, 2 bad usage or an unreachable target.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -51,13 +52,30 @@ def _fail(message: str) -> typer.Exit:
 
 def _open(settings, paths: list[Path], command: str = "ingest-dir"):
     """The target and the ledger, or exit 2 saying why (without any secret)."""
-    from ingester.batch import ledger_url, readable_roots, target_key
+    stack, ledger = _open_ledger(settings, command)
+    with _closing_on_error(stack):
+        return stack, _open_target(settings, paths, stack), ledger
+
+
+def _open_ledger(settings, command: str) -> tuple[ExitStack, Any]:
+    from ingester.batch import ledger_url, target_key
     from ingester.ledger import Ledger
-    from ingester.target import open_target
 
     stack = ExitStack()
     try:
-        target = stack.enter_context(
+        ledger = stack.enter_context(Ledger.open(ledger_url(settings), target_key(settings), command=command))
+    except Exception as err:
+        stack.close()
+        raise _fail(f"cannot open the ledger: {type(err).__name__}: {err}") from None
+    return stack, ledger
+
+
+def _open_target(settings, paths: list[Path], stack: ExitStack) -> Any:
+    from ingester.batch import readable_roots
+    from ingester.target import open_target
+
+    try:
+        return stack.enter_context(
             open_target(
                 tiled_uri=settings.tiled_uri,
                 api_key=settings.api_key.get_secret_value() if settings.api_key else None,
@@ -66,30 +84,36 @@ def _open(settings, paths: list[Path], command: str = "ingest-dir"):
             )
         )
     except Exception as err:
-        stack.close()
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         if "lock" in reason.lower():
             reason += " (is another ingester or `ingester serve` using this catalog?)"
         raise _fail(f"cannot open the target {settings.tiled_uri or settings.catalog}: {reason}") from None
+
+
+@contextmanager
+def _closing_on_error(stack: ExitStack) -> Iterator[None]:
     try:
-        ledger = stack.enter_context(Ledger.open(ledger_url(settings), target_key(settings), command=command))
-    except Exception as err:
+        yield
+    except BaseException:
         stack.close()
-        raise _fail(f"cannot open the ledger: {type(err).__name__}: {err}") from None
-    return stack, target, ledger
+        raise
 
 
 def _run(files: list[Path], paths: list[Path], settings, options, report: Path | None) -> None:
-    from ingester.batch import run_batch
+    from ingester.batch import run_batch, settled_by_ledger, target_key
     from ingester.console import BatchView, print_summary, write_report
 
-    stack, target, ledger = _open(settings, paths)
+    stack, ledger = _open_ledger(settings, "ingest-dir")
     with stack:
+        settled, pending = settled_by_ledger(files, ledger, options)
+        # Nothing new: Tiled (its server code alone takes seconds to import) is not even opened.
+        target = _open_target(settings, paths, stack) if pending else None
         view = BatchView(len(files))
         try:
             summary = run_batch(
-                files, settings, options, client=target.root, ledger=ledger, target=target.description,
-                serial_writes=not settings.parallel_writes, on_file=view.file_done,
+                pending, settings, options, client=target.writer_root if target else None, ledger=ledger,
+                target=target.description if target else target_key(settings),
+                serial_writes=not settings.parallel_writes, on_file=view.file_done, settled=settled,
             )
         finally:
             view.close()

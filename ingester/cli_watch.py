@@ -88,7 +88,7 @@ def watch(
     def on_ready(path: Path) -> str:
         record = book.lookup(path)
         options = BatchOptions(force=record is not None and record.status == "failed")
-        outcome = process_file(path, client=target.root, ledger=book, rules=rules, settings=settings,
+        outcome = process_file(path, client=target.writer_root, ledger=book, rules=rules, settings=settings,
                                options=options, guards=guards)
         for run in outcome.runs:
             for problem in run.problems[:5]:

@@ -220,6 +220,30 @@ class Ledger:
         with self._writing() as connection:
             connection.execute(stmt.on_conflict_do_update(index_elements=["target", "path"], set_=set_))
 
+    def settled(self, files: Iterable[tuple[str | os.PathLike[str], int, int]]) -> dict[str, str]:
+        """Of `files` (path, size, mtime_ns), those settled with that size and mtime: path -> status.
+
+        One query for the whole target instead of one a file: a pass over a folder the ledger knows
+        costs little more than listing it."""
+        wanted = {_path_key(path): (size, mtime_ns) for path, size, mtime_ns in files}
+        columns = (files_table.c.path, files_table.c.size, files_table.c.mtime_ns, files_table.c.status)
+        with self._reading() as connection:
+            rows = connection.execute(select(*columns).where(files_table.c.target == self.target))
+            return {
+                path: status
+                for path, size, mtime_ns, status in rows
+                if wanted.get(path) == (size, mtime_ns) and status in SETTLED
+            }
+
+    def touch_all(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        """`touch` for many files, in one transaction."""
+        keys, now = sorted(_path_key(path) for path in paths), _now()
+        with self._writing() as connection:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                where = (files_table.c.target == self.target, files_table.c.path.in_(chunk))
+                connection.execute(update(files_table).where(*where).values(last_seen=now))
+
     def touch(self, path: str | os.PathLike[str]) -> bool:
         """Note that a known file was seen again (and skipped); false if the ledger does not know it."""
         with self._writing() as connection:

@@ -142,11 +142,15 @@ def initialize_catalog_database(uri: str) -> None:
 class Target:
     """An open write target: `root` is the tiled `Container` runs go into; close it when done.
 
-    `description` names the target for logs (a folder or a URI without credentials).
+    `writer_root` is what the writer writes runs into: `root` itself for a Tiled server, and for the
+    embedded catalog an `EmbeddedNode`, which writes through the in-process catalog adapter (same
+    layout, without the HTTP round trip; see ingester.embedded_nodes). `description` names the
+    target for logs (a folder or a URI without credentials).
     """
 
-    def __init__(self, root: Any, context: Any, description: str, *, embedded: bool):
+    def __init__(self, root: Any, context: Any, description: str, *, embedded: bool, writer_root: Any = None):
         self.root = root
+        self.writer_root = root if writer_root is None else writer_root
         self.context = context
         self.description = description
         self.embedded = embedded
@@ -185,13 +189,16 @@ def open_embedded(
     _quiet_server_log()
     layout = CatalogLayout(Path(catalog_dir).absolute())
     catalog = build_catalog(layout, readable_roots)
+    from ingester.embedded_nodes import EmbeddedNode
+
     context = Context.from_app(build_app(catalog))
     try:
         root = from_context(context)
     except BaseException:
         context.close()
         raise
-    return Target(root, context, str(layout.root), embedded=True)
+    writer_root = EmbeddedNode(context.http_client.portal, catalog, root)
+    return Target(root, context, str(layout.root), embedded=True, writer_root=writer_root)
 
 
 def _quiet_server_log() -> None:

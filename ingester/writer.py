@@ -10,8 +10,8 @@ is raised. A leftover of a crash (state "writing", or no stop) is replaced; a co
 touched: `RunAlreadyPresent` lets the caller decide.
 
 Everything added beyond TiledWriter's layout lives under the run's `_ingest` key. This module never
-reads run files, never opens the target (it is handed a tiled `Container`) and never validates
-documents: that happened in earlier stages.
+reads run files, never opens the target (it is handed a tiled `Container`, or the embedded
+catalog's `EmbeddedNode`) and never validates documents: that happened in earlier stages.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from tiled.structures.core import Spec
 
+from ingester.embedded_nodes import EmbeddedNode, is_collision
 from ingester.problems import IngestError, Problem, WriteFailed
 from ingester.rows import ColumnBlock
 from ingester.runs import NormalizedRun, StreamInfo
@@ -168,17 +168,23 @@ class _PlainClients(Mapping):
         return sum(1 for _ in self)
 
 
-def _plain_clients(clients: Mapping) -> Mapping:
-    return clients if isinstance(clients, _PlainClients) else _PlainClients(clients)
+def plain_variation(node: Any) -> Any:
+    """`node` (a tiled client) returning tiled's own clients for its children, see `_PlainClients`."""
+    clients = node.structure_clients
+    if isinstance(clients, _PlainClients):
+        return node
+    return node.new_variation(structure_clients=_PlainClients(clients))
 
 
 def _create_run_node(parent: Any, run: NormalizedRun, metadata: dict, specs: list, access_tags: Any):
-    """Create the run container; replace a leftover with the same uid, refuse a complete one."""
-    writer = parent.new_variation(structure_clients=_plain_clients(parent.structure_clients))
+    """Create the run container; replace a leftover with the same uid, refuse a complete one.
+
+    `parent` is a tiled client, or an `EmbeddedNode` (the embedded catalog written directly)."""
+    writer = parent if isinstance(parent, EmbeddedNode) else plain_variation(parent)
     try:
         return writer.create_container(key=run.uid, metadata=metadata, specs=specs, access_tags=access_tags), False
-    except httpx.HTTPStatusError as err:
-        if err.response.status_code != httpx.codes.CONFLICT:
+    except Exception as err:
+        if not is_collision(err):
             raise
     existing = parent[run.uid]
     if not is_leftover(existing.metadata):

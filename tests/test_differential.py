@@ -144,7 +144,7 @@ def catalogs(empty_catalog, tmp_path_factory):
 
         outcomes = {}
         for name in sorted({p.values[0] for p in GOOD_RUNS}):
-            outcomes[name] = ingest_file(PATHS[name], ours.root, PathRules())
+            outcomes[name] = ingest_file(PATHS[name], ours.writer_root, PathRules())  # as ingest-dir writes
             writer = TiledWriter(theirs.root)
             for doc_name, doc in absolutize(documents(name), PATHS[name].parent):
                 writer(doc_name, doc)

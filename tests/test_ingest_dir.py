@@ -172,6 +172,26 @@ def test_usage_errors_exit_2(tmp_path):
     assert ingest(tmp_path, "--config", bad_config).exit_code == 2
 
 
+def test_settled_folder_is_skipped_without_opening_the_target(tmp_path):
+    """A pass where the ledger settles every file does not open the catalog at all (opening it
+    would create a fresh catalog.db where the real one was moved away); a new file does."""
+    catalog = tmp_path / "catalog"
+    first = ingest(FIXTURES / "good", "--catalog", catalog)
+    assert first.exit_code == 0, first.output
+    (catalog / "catalog.db").rename(tmp_path / "catalog.db.away")
+    again = ingest(FIXTURES / "good", "--catalog", catalog, "--report", tmp_path / "again.json")
+    assert again.exit_code == 0, again.output
+    entries = json.loads((tmp_path / "again.json").read_text())["files"]
+    assert len(entries) == len(list((FIXTURES / "good").glob("*.json*")))
+    assert {entry["status"] for entry in entries} == {"unchanged"}
+    assert not (catalog / "catalog.db").exists()
+    new = tmp_path / "new" / "run.jsonl"
+    new.parent.mkdir()
+    shutil.copy(FIXTURES / "good" / "scan_baseline.jsonl", new)
+    assert ingest(new, "--catalog", catalog).exit_code == 0
+    assert (catalog / "catalog.db").exists()
+
+
 def test_unreachable_server_exits_2(tmp_path, monkeypatch):
     monkeypatch.setenv("TILED_API_KEY", "secret0key")
     result = ingest(FIXTURES / "good" / "scan_baseline.jsonl", "--tiled-uri", "http://127.0.0.1:9", "--ledger",

@@ -144,6 +144,33 @@ def test_unchanged_detection(ledgers, tmp_path):
     assert not ledger.is_unchanged(claimed_only, 0, 0)
 
 
+def test_settled_files_in_one_query(ledgers, tmp_path):
+    ledger = ledgers()
+    same, grown, refused, claimed, unknown = (tmp_path / f"{n}.jsonl" for n in ("same", "grown", "refused", "c", "u"))
+    record(ledger, same, size=10, mtime_ns=1_000)
+    record(ledger, grown, size=10, mtime_ns=1_000)
+    record(ledger, refused, status="refused", size=5, mtime_ns=7)
+    assert ledger.claim_file(claimed, 30)
+    ledgers(target="elsewhere").record_file(unknown, size=1, mtime_ns=1, hash="h", status="ingested")
+    asked = [(same, 10, 1_000), (str(grown), 11, 1_000), (refused, 5, 7), (claimed, 0, 0), (unknown, 1, 1)]
+    assert ledger.settled(asked) == {str(same): "ingested", str(refused): "refused"}
+    assert ledger.settled([]) == {}
+
+
+def test_touch_all_updates_last_seen_only(ledgers, tmp_path):
+    ledger = ledgers()
+    paths = [tmp_path / f"run-{i}.jsonl" for i in range(1203)]  # more than one chunk of the IN list
+    for path in paths[:3]:
+        record(ledger, path)
+    before = {path: ledger.lookup(path) for path in paths[:3]}
+    ledger.touch_all(paths)
+    for path, old in before.items():
+        new = ledger.lookup(path)
+        assert new.last_seen > old.last_seen
+        assert (new.status, new.attempts, new.last_attempt) == (old.status, old.attempts, old.last_attempt)
+    assert ledger.lookup(paths[3]) is None  # touching never creates a record
+
+
 def test_unknown_status_is_refused(ledgers, tmp_path):
     ledger = ledgers()
     with pytest.raises(ValueError, match="unknown ledger status"):

@@ -132,9 +132,11 @@ def catalog(tmp_path_factory):
         yield target
 
 
-@pytest.fixture
-def root(catalog):
-    return catalog.root
+@pytest.fixture(params=["http", "embedded"])
+def root(catalog, request):
+    """Every writer test runs twice: through tiled's HTTP client (how a server is written) and
+    through the embedded catalog's adapter (how ingest-dir writes its default catalog)."""
+    return catalog.root if request.param == "http" else catalog.writer_root
 
 
 @contextmanager
