@@ -2,7 +2,8 @@
 
 A `SettleTable` is the watcher's memory, keyed by path. Files it has heard of (an event, a scan)
 are *pending* until they are ready: unchanged in size and mtime_ns (re-checked with `os.stat`,
-since events on network filesystems are late or missing) for `settle` seconds, and ending with a
+since events on network filesystems are late or missing) for `settle` seconds (counted from the
+last event, or from the look that found a change no event told of), and ending with a
 stop document (`ingester.tail`) or gzip-compressed. A pending file without a stop document stays
 pending, its tail not read again until it changes; once it has been quiet for `incomplete_after`
 seconds it is handed over anyway, once, marked incomplete. A handed-over file is *in hand* until
@@ -70,6 +71,7 @@ class Handover:
 class _Pending:
     snapshot: Snapshot | None  # None: heard of, not yet looked at
     since: float  # when it was last seen to change
+    heard: bool = False  # an event set `since` since the last look: a change then seen dates from it
     ending: Ending | None = None
     ending_of: Snapshot | None = None  # the snapshot whose tail gave `ending`
 
@@ -122,9 +124,9 @@ class SettleTable:
         with self._lock:
             entry = self._pending.get(path)
             if entry is None:
-                self._pending[path] = _Pending(None, self._clock())
+                self._pending[path] = _Pending(None, self._clock(), heard=True)
             else:
-                entry.since = self._clock()
+                entry.since, entry.heard = self._clock(), True
 
     def offer(self, path: Path, snapshot: Snapshot) -> bool:
         """A scan found `path` as `snapshot`: pending unless known as such; whether it became pending."""
@@ -220,8 +222,12 @@ class SettleTable:
                 del self._pending[path]  # gone; an event or a scan brings it back
                 return None
             if snapshot != entry.snapshot:
-                entry.snapshot, entry.since = snapshot, now
-                return None
+                # The quiet period runs from the change: the event's time when an event told of it
+                # (a look up to one tick later must not add that tick), else from this look.
+                entry.snapshot = snapshot
+                if not entry.heard:
+                    entry.since = now
+            entry.heard = False
             if now - entry.since < self.settle:
                 return None
             if self._known_as(path, snapshot):

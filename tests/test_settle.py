@@ -92,6 +92,23 @@ def test_event_restarts_quiet_period(world):
     assert due(table) == [("a.jsonl", COMPLETE)]
 
 
+def test_quiet_period_counts_from_the_event_not_the_first_look(world):
+    table = world.table()
+    world.write(A, 10)
+    table.note(A)  # at 0
+    world.now = 0.1  # the first look, one tick later
+    assert due(table) == []
+    world.now = 2.0
+    assert due(table) == [("a.jsonl", COMPLETE)]  # settle 2 s after the event, not after the look
+    other = A.with_name("b.jsonl")
+    world.write(other, 10)
+    table.offer(other, world.stat(other))  # found by a scan: no event dates the change
+    world.now = 3.9
+    assert due(table) == []
+    world.now = 4.0
+    assert due(table) == [("b.jsonl", COMPLETE)]
+
+
 def test_compressed_is_handed_over_once_quiet(world):
     table = world.table()
     world.write(A, 10, Ending.COMPRESSED)
@@ -114,10 +131,10 @@ def test_incomplete_after_quiet_for_long(world):
         assert due(table) == []  # reported once
     world.write(A, 20, Ending.OPEN)
     table.note(A)
-    world.now = 360
-    due(table)
-    world.now = 410
-    assert due(table) == [("a.jsonl", INCOMPLETE)]  # changed, then quiet for long again
+    world.now = 349
+    assert due(table) == []
+    world.now = 350
+    assert due(table) == [("a.jsonl", INCOMPLETE)]  # changed, then quiet for long again (from the event)
 
 
 def test_failed_backs_off_doubling_up_to_the_cap(world):
