@@ -17,7 +17,8 @@ so that they share the catalog's connection pool and see each other's nodes:
 Everything else (arrays, ragged arrays, external files, reading nodes back) goes through the HTTP
 client of the same node, looked up by path, so that Tiled's own checks (readable storage for
 registered files, array chunking) stay the server's. The layout written is the same either way:
-tests/test_embedded_nodes.py writes the same runs both ways and compares the trees.
+every test in tests/test_writer.py writes through both, and tests/test_differential.py compares
+this path's trees with TiledWriter's.
 """
 
 from __future__ import annotations
