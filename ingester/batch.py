@@ -38,6 +38,7 @@ from ingester.config import Settings
 from ingester.discover import find_run_files
 from ingester.move import move_done
 from ingester.lease import LeaseKeeper
+from ingester.places import path_rules
 from ingester.pipeline import ALREADY_PRESENT, FAILED, INCOMPLETE, REFUSED, WRITTEN, RunOutcome, file_digest, ingest_file
 from ingester.resolve import PathRules
 
@@ -118,41 +119,6 @@ class Summary:
     @property
     def exit_code(self) -> int:
         return 1 if self.counts[REFUSED] or self.counts[FAILED] else 0
-
-
-def path_rules(settings: Settings) -> PathRules:
-    return PathRules(
-        data_roots=tuple(Path(p).absolute() for p in settings.data_roots),
-        root_map=tuple((old, str(Path(new).absolute())) for old, new in settings.root_map),
-        server_paths=tuple(settings.server_paths),
-    )
-
-
-def readable_roots(settings: Settings, paths: Iterable[Path]) -> list[Path]:
-    """Folders Tiled may read registered files from: data roots, root-map targets, or the run files' folders."""
-    roots = [Path(p).absolute() for p in settings.data_roots]
-    roots += [Path(new).absolute() for _, new in settings.root_map]
-    if not settings.data_roots:
-        roots += [(p if p.is_dir() else p.parent).absolute() for p in paths]
-    return list(dict.fromkeys(roots))
-
-
-def ledger_url(settings: Settings) -> str:
-    """The ledger's database: as configured, else SQLite inside the catalog folder (beside it for a server)."""
-    if settings.ledger:
-        return settings.ledger
-    if settings.tiled_uri:
-        return f"sqlite:///{Path('ingester-ledger.db').absolute()}"
-    folder = settings.catalog.absolute()
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'ledger.db'}"
-
-
-def target_key(settings: Settings) -> str:
-    """Whose records the ledger keeps: the catalog folder, or the server's URI without secrets."""
-    from ingester.target import describe_uri
-
-    return describe_uri(settings.tiled_uri) if settings.tiled_uri else str(settings.catalog.absolute())
 
 
 def select_files(paths: Iterable[Path], options: BatchOptions) -> Iterator[Path]:

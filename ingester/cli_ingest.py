@@ -58,7 +58,7 @@ def _open(settings, paths: list[Path], command: str = "ingest-dir"):
 
 
 def _open_ledger(settings, command: str) -> tuple[ExitStack, Any]:
-    from ingester.batch import ledger_url, target_key
+    from ingester.places import ledger_url, target_key
     from ingester.ledger import Ledger
 
     stack = ExitStack()
@@ -71,7 +71,7 @@ def _open_ledger(settings, command: str) -> tuple[ExitStack, Any]:
 
 
 def _open_target(settings, paths: list[Path], stack: ExitStack) -> Any:
-    from ingester.batch import readable_roots
+    from ingester.places import readable_roots
     from ingester.target import open_target
 
     try:
@@ -100,7 +100,8 @@ def _closing_on_error(stack: ExitStack) -> Iterator[None]:
 
 
 def _run(files: list[Path], paths: list[Path], settings, options, report: Path | None) -> None:
-    from ingester.batch import run_batch, settled_by_ledger, target_key
+    from ingester.batch import run_batch, settled_by_ledger
+    from ingester.places import target_key
     from ingester.console import BatchView, print_summary, write_report
 
     stack, ledger = _open_ledger(settings, "ingest-dir")
@@ -189,7 +190,8 @@ def retry(
     config: ConfigOpt = None,
 ) -> None:
     """Try again every file the ledger has as refused or failed (e.g. after fixing a data root)."""
-    from ingester.batch import BatchOptions, ledger_url, target_key
+    from ingester.batch import BatchOptions
+    from ingester.places import ledger_url, target_key
     from ingester.ledger import RETRYABLE, Ledger
 
     settings = build_settings(
@@ -214,7 +216,7 @@ def status(
     config: ConfigOpt = None,
 ) -> None:
     """The ledger in short: files by status, the workers and when they were last seen."""
-    from ingester.batch import ledger_url, target_key
+    from ingester.places import ledger_url, target_key
     from ingester.ledger import RETRYABLE, Ledger
 
     settings = build_settings(config, catalog=catalog, tiled_uri=tiled_uri, ledger=ledger)

@@ -64,7 +64,8 @@ def watch(
     config: ConfigOpt = None,
 ) -> None:
     """Follow PATHS and ingest each run as soon as it is complete; runs until SIGINT/SIGTERM."""
-    from ingester.batch import BatchOptions, _Guards, path_rules, process_file
+    from ingester.batch import BatchOptions, _Guards, process_file
+    from ingester.places import path_rules
     from ingester.lease import LeaseKeeper
     from ingester.logs import logger, setup_logging
     from ingester.watch import SpoolWatcher, install_signal_handlers

@@ -278,7 +278,8 @@ def test_a_run_claimed_elsewhere_is_waited_for_then_written(sqlite_url):
 
 
 def test_a_file_claimed_elsewhere_is_skipped_and_not_recorded(sqlite_url, tmp_path):
-    from ingester.batch import CLAIMED_ELSEWHERE, BatchOptions, _Guards, path_rules, process_file
+    from ingester.batch import CLAIMED_ELSEWHERE, BatchOptions, _Guards, process_file
+    from ingester.places import path_rules
     from ingester.config import Settings
     from ingester.lease import LeaseKeeper
 
