@@ -190,6 +190,9 @@ def open_embedded(
     layout = CatalogLayout(Path(catalog_dir).absolute())
     catalog = build_catalog(layout, readable_roots)
     from ingester.embedded_nodes import EmbeddedNode
+    from ingester.inline_sqlite import inline_sqlite
+
+    inline_sqlite(catalog.context.engine)  # before the app's startup opens the first connection
 
     context = Context.from_app(build_app(catalog))
     try:
