@@ -198,11 +198,12 @@ def process_file(
         stat = path.stat()
     except OSError as err:
         return _unreadable(path, err, ledger)
-    if (skipped := _unchanged(path, stat, ledger, options)) is not None:
+    record = ledger.lookup(path)
+    if (skipped := _unchanged(path, stat, record, ledger, options)) is not None:
         return skipped
     keeper = guards.keeper
     if keeper is None or options.dry_run:
-        return _process(path, stat, started, client=client, ledger=ledger, rules=rules, settings=settings,
+        return _process(path, stat, record, started, client=client, ledger=ledger, rules=rules, settings=settings,
                         options=options, guards=guards)
     if not keeper.claim_file(path):
         return FileOutcome(path, CLAIMED_ELSEWHERE, reason="another worker is working on it")
@@ -211,9 +212,10 @@ def process_file(
             stat = path.stat()  # the worker that held it may have moved it, or recorded it meanwhile
         except OSError as err:
             return _unreadable(path, err, ledger)
-        if (skipped := _unchanged(path, stat, ledger, options)) is not None:
+        record = ledger.lookup(path)
+        if (skipped := _unchanged(path, stat, record, ledger, options)) is not None:
             return skipped
-        return _process(path, stat, started, client=client, ledger=ledger, rules=rules, settings=settings,
+        return _process(path, stat, record, started, client=client, ledger=ledger, rules=rules, settings=settings,
                         options=options, guards=guards)
     finally:
         keeper.release_file(path)
@@ -227,22 +229,21 @@ def _unreadable(path: Path, err: OSError, ledger: Any) -> FileOutcome:
     return FileOutcome(path, FAILED, reason=f"cannot read: {err.strerror}")
 
 
-def _unchanged(path: Path, stat: os.stat_result, ledger: Any, options: BatchOptions) -> FileOutcome | None:
-    """The outcome of a file the ledger settled with this size and mtime; None if it must be looked at."""
-    if options.force or not ledger.is_unchanged(path, stat.st_size, stat.st_mtime_ns):
+def _unchanged(path: Path, stat: os.stat_result, record: Any, ledger: Any, options: BatchOptions) -> FileOutcome | None:
+    """The outcome of a file the ledger settled with this size and mtime (`record`: its ledger record,
+    read once for this and for `_process`); None if it must be looked at."""
+    if options.force or record is None or not record.settles(stat.st_size, stat.st_mtime_ns):
         return None
-    record = ledger.lookup(path)
     if not options.dry_run:
         ledger.touch(path)
-    return FileOutcome(path, UNCHANGED, reason=f"unchanged since it was {record.status}" if record else None)
+    return FileOutcome(path, UNCHANGED, reason=f"unchanged since it was {record.status}")
 
 
 def _process(
-    path: Path, stat: os.stat_result, started: float, *, client: Any, ledger: Any, rules: PathRules,
+    path: Path, stat: os.stat_result, record: Any, started: float, *, client: Any, ledger: Any, rules: PathRules,
     settings: Settings, options: BatchOptions, guards: _Guards,
 ) -> FileOutcome:
     digest = file_digest(path)
-    record = ledger.lookup(path)
     if not options.force and record is not None and record.hash == digest and record.status in (WRITTEN, ALREADY_PRESENT):
         if options.dry_run:
             return FileOutcome(path, UNCHANGED, reason=f"same content as when it was {record.status}")

@@ -96,6 +96,10 @@ class FileRecord:
     owner: str | None
     lease_until: datetime | None
 
+    def settles(self, size: int, mtime_ns: int) -> bool:
+        """Whether this record settled the file as it is now (same size and mtime): `is_unchanged`."""
+        return self.size == size and self.mtime_ns == mtime_ns and self.status in SETTLED
+
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
@@ -192,11 +196,8 @@ class Ledger:
 
     def is_unchanged(self, path: str | os.PathLike[str], size: int, mtime_ns: int) -> bool:
         """Whether the ledger already settled this file with this size and mtime (no hashing)."""
-        query = select(files_table.c.status).where(
-            *self._file_key(path), files_table.c.size == size, files_table.c.mtime_ns == mtime_ns
-        )
-        row = self._read_one(query)
-        return row is not None and row["status"] in SETTLED
+        record = self.lookup(path)
+        return record is not None and record.settles(size, mtime_ns)
 
     def record_file(
         self,
