@@ -13,6 +13,11 @@ connections `InlineConnection`s: aiosqlite's connection class with its calls mad
 uses SQLAlchemy's own hook for this (`do_connect` may set the `async_creator_fn` that its
 aiosqlite dialect calls instead of `aiosqlite.connect`, the mechanism behind `async_creator`), so
 SQLAlchemy's adaptation layer, pooling and tiled's connect-time pragmas are unchanged.
+
+`InlineConnection` overrides four of aiosqlite's own methods (how a call is queued, connecting,
+starting and stopping the thread), which is why pyproject.toml pins aiosqlite's minor version;
+tests/test_inline_sqlite.py checks that SQLite runs on the awaiting thread and no aiosqlite thread
+appears while the embedded target writes.
 """
 
 from __future__ import annotations
