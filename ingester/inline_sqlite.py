@@ -29,7 +29,7 @@ from typing import Any
 import aiosqlite
 from sqlalchemy import event
 
-__all__ = ["InlineConnection", "inline_sqlite"]
+__all__ = ["InlineConnection", "connect_inline", "inline_sqlite"]
 
 
 class InlineConnection(aiosqlite.Connection):

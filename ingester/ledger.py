@@ -33,14 +33,13 @@ import socket
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, Table, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ingester.ledger_records import CLAIMED, RETRYABLE, SETTLED, FileRecord, RunRecord, Status, WorkerRecord
 from ingester.ledger_schema import READ_ONLY, files_table, open_engine, runs_table, workers_table
 
 __all__ = [
@@ -54,82 +53,6 @@ __all__ = [
     "Ledger",
     "default_worker_id",
 ]
-
-
-class Status(StrEnum):
-    """The outcome recorded for a file or a run."""
-
-    INGESTED = "ingested"
-    ALREADY_PRESENT = "already-present"
-    INCOMPLETE = "incomplete"
-    REFUSED = "refused"
-    FAILED = "failed"
-
-
-CLAIMED = "claimed"
-"""Status of a row placed by a claim before any outcome was recorded (a crashed worker leaves it)."""
-
-SETTLED = frozenset(Status)
-"""Statuses for which an unchanged file is skipped."""
-
-RETRYABLE = (Status.FAILED, Status.REFUSED)
-"""Statuses `ingester retry` re-attempts."""
-
-
-@dataclass(frozen=True, slots=True)
-class FileRecord:
-    """One run file of one target, as the ledger last saw it."""
-
-    target: str
-    path: str
-    size: int | None
-    mtime_ns: int | None
-    hash: str | None
-    status: str
-    reason: str | None
-    line: int | None
-    runs: tuple[str, ...]
-    attempts: int
-    first_seen: datetime
-    last_seen: datetime
-    last_attempt: datetime | None
-    owner: str | None
-    lease_until: datetime | None
-
-    def settles(self, size: int, mtime_ns: int) -> bool:
-        """Whether this record settled the file as it is now (same size and mtime): `is_unchanged`."""
-        return self.size == size and self.mtime_ns == mtime_ns and self.status in SETTLED
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One run uid of one target: where it was last read from and what became of it."""
-
-    target: str
-    uid: str
-    path: str | None
-    status: str
-    reason: str | None
-    line: int | None
-    attempts: int
-    updated: datetime
-    owner: str | None
-    lease_until: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerRecord:
-    """One worker process and the last sign of life it gave."""
-
-    worker_id: str
-    target: str
-    host: str
-    pid: int
-    command: str | None
-    started: datetime
-    heartbeat: datetime
-    last_scan: datetime | None
-    state: str
 
 
 def default_worker_id() -> str:
