@@ -39,7 +39,9 @@ from ingester.discover import find_run_files
 from ingester.move import move_done
 from ingester.lease import LeaseKeeper
 from ingester.places import path_rules
-from ingester.pipeline import ALREADY_PRESENT, FAILED, INCOMPLETE, REFUSED, WRITTEN, RunOutcome, file_digest, ingest_file
+from ingester.pipeline import (
+    ALREADY_PRESENT, DEFERRED, FAILED, INCOMPLETE, REFUSED, WRITTEN, RunOutcome, file_digest, ingest_file,
+)  # fmt: skip
 from ingester.resolve import PathRules
 
 __all__ = [
@@ -51,7 +53,7 @@ UNCHANGED = "unchanged"
 CLAIMED_ELSEWHERE = "claimed-elsewhere"  # another live worker holds the file: not an outcome, not recorded
 _WAIT_LEASES = 10  # how many leases to wait for a run (or file) another live worker holds, before giving up
 WOULD_INGEST = "valid"  # dry run: would be written
-_SEVERITY = {FAILED: 5, REFUSED: 4, INCOMPLETE: 3, WRITTEN: 2, WOULD_INGEST: 2, ALREADY_PRESENT: 1}
+_SEVERITY = {DEFERRED: 6, FAILED: 5, REFUSED: 4, INCOMPLETE: 3, WRITTEN: 2, WOULD_INGEST: 2, ALREADY_PRESENT: 1}
 
 
 @dataclass
@@ -260,8 +262,10 @@ def _process(
     if options.dry_run:
         return outcome
     for run in runs:
-        if run.uid:
+        if run.uid and run.status != DEFERRED:
             ledger.record_run(run.uid, path, run.status, reason=run.reason, line=run.line)
+    if outcome.status == DEFERRED:  # looked at again by a later pass, which records the file
+        return outcome
     ledger.record_file(path, size=stat.st_size, mtime_ns=stat.st_mtime_ns, hash=digest, status=outcome.status,
                        reason=outcome.reason, line=outcome.line, runs=[r.uid for r in runs if r.uid])
     if options.move_done and outcome.status in (WRITTEN, ALREADY_PRESENT):

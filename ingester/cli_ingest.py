@@ -39,6 +39,10 @@ LeaseOpt = Annotated[
     float | None,
     typer.Option("--lease", min=0.1, help="Seconds a claim lasts unless renewed; a dead worker's claims expire after it [default: 60]."),
 ]
+ProcessesOpt = Annotated[
+    int | None,
+    typer.Option("--processes", min=0, help="Writer processes into the embedded catalog [default: 0, one a core for many files]."),
+]
 ParallelOpt = Annotated[
     bool | None,
     typer.Option("--parallel-writes/--serial-writes", help="Write runs concurrently (only for Tiled on PostgreSQL)."),
@@ -90,6 +94,25 @@ def _open_target(settings, paths: list[Path], stack: ExitStack) -> Any:
         raise _fail(f"cannot open the target {settings.tiled_uri or settings.catalog}: {reason}") from None
 
 
+def _in_processes(pending: list[Path], paths: list[Path], settings, options, view) -> tuple[Any, list[Path]]:
+    """With many files for the embedded catalog, ingest them with several writer processes first
+    (ingester.workers); return their summary (None if not) and the files still to do in this one."""
+    from ingester.places import readable_roots
+    from ingester.workers import WriterFailed, run_in_processes, writer_processes
+
+    processes = writer_processes(settings, options, len(pending))
+    if processes < 2:
+        return None, pending
+    try:
+        return run_in_processes(pending, settings, options, processes=processes,
+                                readable_roots=readable_roots(settings, paths), on_file=view.file_done)
+    except WriterFailed as err:
+        reason = str(err)
+        if "lock" in reason.lower():
+            reason += " (is another ingester or `ingester serve` using this catalog?)"
+        raise _fail(f"cannot open the target {settings.catalog}: {reason}") from None
+
+
 @contextmanager
 def _closing_on_error(stack: ExitStack) -> Iterator[None]:
     try:
@@ -107,10 +130,11 @@ def _run(files: list[Path], paths: list[Path], settings, options, report: Path |
     stack, ledger = _open_ledger(settings, "ingest-dir")
     with stack:
         settled, pending = settled_by_ledger(files, ledger, options)
-        # Nothing new: Tiled (its server code alone takes seconds to import) is not even opened.
-        target = _open_target(settings, paths, stack) if pending else None
         view = BatchView(len(files))
         try:
+            earlier, pending = _in_processes(pending, paths, settings, options, view)
+            # Nothing new: Tiled (its server code alone takes seconds to import) is not even opened.
+            target = _open_target(settings, paths, stack) if pending else None
             summary = run_batch(
                 pending, settings, options, client=target.writer_root if target else None, ledger=ledger,
                 target=target.description if target else target_key(settings),
@@ -118,6 +142,11 @@ def _run(files: list[Path], paths: list[Path], settings, options, report: Path |
             )
         finally:
             view.close()
+        if earlier is not None:
+            summary.files[len(settled):len(settled)] = earlier.files
+            summary.claim_seconds += earlier.claim_seconds
+            summary.claim_calls += earlier.claim_calls
+            summary.seconds += earlier.seconds
     print_summary(summary, dry_run=options.dry_run)
     if summary.claim_calls:
         per_file = summary.claim_seconds / max(len(summary.files), 1)
@@ -150,6 +179,7 @@ def ingest_dir(
         Path | None, typer.Option("--move-done", help="Move ingested files into DIR (never overwriting).")
     ] = None,
     parallel_writes: ParallelOpt = None,
+    processes: ProcessesOpt = None,
     lease: LeaseOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -162,7 +192,7 @@ def ingest_dir(
     settings = build_settings(
         config, catalog=catalog, tiled_uri=tiled_uri, data_roots=data_root, root_map=root_map,
         server_paths=server_path, ledger=ledger, jobs=jobs, include_incomplete=include_incomplete,
-        parallel_writes=parallel_writes, lease=lease,
+        parallel_writes=parallel_writes, processes=processes, lease=lease,
     )
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -186,6 +216,7 @@ def retry(
     replace: ReplaceOpt = False,
     report: ReportOpt = None,
     parallel_writes: ParallelOpt = None,
+    processes: ProcessesOpt = None,
     lease: LeaseOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -196,7 +227,8 @@ def retry(
 
     settings = build_settings(
         config, catalog=catalog, tiled_uri=tiled_uri, data_roots=data_root, root_map=root_map,
-        server_paths=server_path, ledger=ledger, jobs=jobs, parallel_writes=parallel_writes, lease=lease,
+        server_paths=server_path, ledger=ledger, jobs=jobs, parallel_writes=parallel_writes, processes=processes,
+        lease=lease,
     )
     with Ledger.open(ledger_url(settings), target_key(settings)) as book:
         files = [Path(record.path) for record in book.files(list(RETRYABLE))]

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     )
     ledger: str | None = Field(None, description="SQLAlchemy URL of the ledger; default: inside the catalog.")
     jobs: int = Field(0, ge=0, description="Concurrent runs; 0 means the number of cores.")
+    processes: int = Field(
+        0, ge=0, description="Writer processes into the embedded catalog; 0: one a core when there are many files."
+    )
     include_incomplete: bool = False
     parallel_writes: bool = Field(
         False, description="Let jobs write at once (a Tiled on PostgreSQL); an SQLite-backed catalog takes one writer."

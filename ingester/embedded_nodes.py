@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from typing import Any
 
-__all__ = ["EmbeddedNode", "is_collision"]
+__all__ = ["EmbeddedNode", "RunDeferred", "is_collision"]
 
 SQL_TABLE = "application/x-tiled-sql-table"
 
@@ -42,14 +42,25 @@ def is_collision(err: BaseException) -> bool:
     return isinstance(err, Collision)
 
 
+class RunDeferred(Exception):
+    """A node with this key exists already and this writer leaves it alone (see `EmbeddedNode.defer_existing`)."""
+
+
 class EmbeddedNode:
-    """A container of the embedded catalog: the part of tiled's `Container` client the writer uses."""
+    """A container of the embedded catalog: the part of tiled's `Container` client the writer uses.
+
+    `defer_existing`: creating a child whose key is taken raises `RunDeferred` instead of tiled's
+    collision. One of several writer processes sets it on the root (ingester.workers): the run
+    there may keep its tables in another process's DuckDB file, which this process cannot open while
+    that one writes, so checking it against the file, or replacing it, is left to a later pass.
+    """
 
     def __init__(self, portal: Any, adapter: Any, client_root: Any, path: tuple[str, ...] = ()):
         self.portal = portal  # runs coroutines on the in-process app's event loop
         self.adapter = adapter  # tiled's CatalogContainerAdapter of this node
         self.client_root = client_root  # the HTTP client of the catalog root, for everything else
         self.path = path
+        self.defer_existing = False
 
     @property
     def base(self) -> EmbeddedNode:
@@ -60,7 +71,12 @@ class EmbeddedNode:
     ) -> EmbeddedNode:
         from tiled.structures.core import StructureFamily
 
-        child = self.portal.call(self._create, key, StructureFamily.container, metadata, specs, [], access_tags)
+        try:
+            child = self.portal.call(self._create, key, StructureFamily.container, metadata, specs, [], access_tags)
+        except Exception as err:
+            if self.defer_existing and is_collision(err):
+                raise RunDeferred(f"/{'/'.join((*self.path, key))} is in the catalog already") from None
+            raise
         return EmbeddedNode(self.portal, child, self.client_root, (*self.path, key))
 
     def create_appendable_table(

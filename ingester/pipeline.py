@@ -30,6 +30,8 @@ __all__ = ["RunOutcome", "ingest_file", "file_digest", "rules_for"]
 
 # What happened to a run (or to a file that holds no readable run).
 WRITTEN, ALREADY_PRESENT, INCOMPLETE, REFUSED, FAILED = "ingested", "already-present", "incomplete", "refused", "failed"
+# Not an outcome: one of several writer processes left the run for a later pass (ingester.workers).
+DEFERRED = "deferred"
 
 
 @dataclass
@@ -128,6 +130,7 @@ def _ingest_run(
     if run.status == "incomplete" and not include_incomplete:
         reason = found.report.truncated.reason if found.report.truncated else "run has no stop document"
         return RunOutcome(path, run.uid, INCOMPLETE, reason, run.line, events=sum(run.streams.values()))
+    from ingester.embedded_nodes import RunDeferred
     from ingester.writer import RunAlreadyPresent, write_run
 
     started = time.perf_counter()
@@ -158,6 +161,8 @@ def _ingest_run(
                     return _refused(path, run, [Problem(str(path), run.line, reason, "start", run.uid)])
                 present.node.delete(recursive=True, external_only=False)
                 write_run(client, resolved, blocks, provenance=provenance)
+    except RunDeferred as err:
+        return RunOutcome(path, run.uid, DEFERRED, str(err), run.line, events=sum(run.streams.values()))
     except WriteFailed as err:
         return _refused(path, run, [err.problem], status=FAILED)
     except IngestError as err:

@@ -13,6 +13,7 @@ the writer's job. The heavy server side of tiled is imported only for the embedd
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,11 @@ class CatalogLayout:
     (appends of 100k rows x 18 columns: about 0.25 s either way) and would let several processes
     open the folder at once, but tiled 0.2.20 cannot store list columns in SQLite, so small internal
     arrays (<= 16 elements, kept in the table by TiledWriter) and ragged arrays could not be written.
-    DuckDB's price: one process at a time holds a catalog folder (a second one fails with a lock
-    error), so while `ingester serve` runs, ingest through its HTTP address instead.
+    DuckDB's price: one process at a time holds a DuckDB file (a second one fails with a lock
+    error), so while `ingester serve` runs, ingest through its HTTP address instead. To write with
+    several processes at once (`ingest-dir` on many files, see ingester.workers), writer process
+    `k` > 0 keeps its tables in `storage-k.duckdb` beside `storage.duckdb`; every process opening the
+    folder reads all of them (`tabular_files`).
     """
 
     root: Path
@@ -47,6 +51,15 @@ class CatalogLayout:
     @property
     def tabular_db(self) -> Path:
         return self.root / "storage.duckdb"
+
+    def tabular_db_for(self, writer: int = 0) -> Path:
+        """The DuckDB file writer process `writer` creates tables in (0: the one a single process uses)."""
+        return self.tabular_db if writer == 0 else self.root / f"storage-{writer}.duckdb"
+
+    def tabular_files(self) -> list[Path]:
+        """Every DuckDB file of the folder that holds tables: the main one and those of writer processes."""
+        extra = sorted(self.root.glob("storage-*.duckdb"), key=lambda p: (len(p.name), p.name))
+        return [p for p in [self.tabular_db, *extra] if p.is_file()]
 
     @property
     def data_dir(self) -> Path:
@@ -62,7 +75,7 @@ class CatalogLayout:
         known = json.loads(self.roots_file.read_text()) if self.roots_file.is_file() else []
         merged = list(dict.fromkeys([*known, *(str(Path(r).absolute()) for r in roots)]))
         if merged != known:
-            tmp = self.roots_file.with_suffix(".tmp")
+            tmp = self.roots_file.with_suffix(f".{os.getpid()}.tmp")  # writer processes may do this at once
             tmp.write_text(json.dumps(merged, indent=1))
             tmp.replace(self.roots_file)
         return merged
@@ -71,16 +84,17 @@ class CatalogLayout:
     def catalog_uri(self) -> str:
         return f"sqlite:///{self.catalog_db}"
 
-    @property
-    def tabular_uri(self) -> str:
-        return f"duckdb:///{self.tabular_db}"
-
     def exists(self) -> bool:
         return self.catalog_db.is_file()
 
 
-def build_catalog(layout: CatalogLayout, readable_roots: Iterable[Path | str] = (), *, create: bool = True) -> Any:
-    """The tiled catalog adapter over an embedded catalog folder (created if missing and `create`)."""
+def build_catalog(
+    layout: CatalogLayout, readable_roots: Iterable[Path | str] = (), *, create: bool = True, writer: int = 0
+) -> Any:
+    """The tiled catalog adapter over an embedded catalog folder (created if missing and `create`).
+
+    New tables go to the DuckDB file of writer process `writer`; the folder's other DuckDB files
+    are readable storage (tables written by other writer processes), opened only when read."""
     from tiled.catalog import from_uri as catalog_from_uri
 
     new = not layout.exists()
@@ -89,11 +103,13 @@ def build_catalog(layout: CatalogLayout, readable_roots: Iterable[Path | str] = 
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     if new:
         initialize_catalog_database(layout.catalog_uri)
+    own = layout.tabular_db_for(writer)
+    others = [f"duckdb:///{path}" for path in layout.tabular_files() if path != own]
     return catalog_from_uri(
         layout.catalog_uri,
         specs=ROOT_SPECS,
-        writable_storage=[str(layout.data_dir), layout.tabular_uri],
-        readable_storage=layout.remember_roots(readable_roots),
+        writable_storage=[str(layout.data_dir), f"duckdb:///{own}"],
+        readable_storage=[*layout.remember_roots(readable_roots), *others],
     )
 
 
@@ -175,12 +191,12 @@ class Target:
 
 
 def open_embedded(
-    catalog_dir: Path | str = DEFAULT_CATALOG_DIR, readable_roots: Iterable[Path | str] = ()
+    catalog_dir: Path | str = DEFAULT_CATALOG_DIR, readable_roots: Iterable[Path | str] = (), *, writer: int = 0
 ) -> Target:
     """Open (creating if needed) the embedded catalog in `catalog_dir`, in-process.
 
     `readable_roots` are the folders external files may be registered from (Tiled refuses to read
-    a registered file outside them).
+    a registered file outside them). `writer`: which writer process this is (its DuckDB file).
     """
     from tiled.client import from_context
     from tiled.client.context import Context
@@ -188,7 +204,7 @@ def open_embedded(
 
     _quiet_server_log()
     layout = CatalogLayout(Path(catalog_dir).absolute())
-    catalog = build_catalog(layout, readable_roots)
+    catalog = build_catalog(layout, readable_roots, writer=writer)
     from ingester.embedded_nodes import EmbeddedNode
     from ingester.inline_sqlite import inline_sqlite
 

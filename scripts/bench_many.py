@@ -4,7 +4,7 @@
 
 Each writer gets a fresh catalog of the same kind: an embedded catalog folder (SQLite catalog +
 DuckDB tables, in-process, what `ingest-dir` writes by default) and a fresh SimpleTiledServer
-(SQLite catalog + SQLite tables, over loopback HTTP, what the anchors measured TiledWriter on).
+(SQLite catalog + DuckDB tables in tiled 0.2.20, over loopback HTTP, what the anchors measured TiledWriter on).
 TiledWriter is driven the way it is used today: one process, one file after the other, each line
 parsed with orjson and handed to `TiledWriter(client)(name, doc)`. Both sides are timed as whole
 processes (imports and opening the target included). A second `ingest-dir` over the same folder,

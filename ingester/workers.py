@@ -1,0 +1,181 @@
+"""Several writer processes on one embedded catalog, so that `ingest-dir` on many files uses every core.
+
+Writing a small run into the embedded catalog is mostly Python (Tiled's catalog adapter, SQLAlchemy):
+about 150 ms of one core, and threads of one process share one core. So for many files `ingest-dir`
+starts writer processes, each with its share of the files, its share of the `jobs` threads and its own
+tabular storage: DuckDB admits one process a file, so writer `k` > 0 creates its tables in
+`storage-k.duckdb` (see `CatalogLayout`). The SQLite catalog and the ledger are shared the way
+several hosts share them: every file and every run is claimed before it is worked on (ingester.batch).
+
+A writer never opens another writer's DuckDB file. A run whose uid is in the catalog already (the same
+run, a conflict, a crash's leftover to replace) may keep its tables in one, so the writer leaves it
+(`deferred`, nothing recorded for its file) and the caller passes those files, once every writer has
+finished, to the usual one-process path, which can open them all. The parent process only starts the
+writers, shows their outcomes as they come (`on_file`) and adds them up; it does not import Tiled.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queues
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ingester.batch import BatchOptions, FileOutcome, Summary
+from ingester.config import Settings
+from ingester.pipeline import DEFERRED, FAILED
+
+__all__ = ["MIN_FILES_PER_PROCESS", "WriterFailed", "writer_processes", "run_in_processes"]
+
+# Below this many files for each extra process, its start-up (~8 s of one core: importing Tiled's
+# server side and opening the catalog) costs more than it saves.
+MIN_FILES_PER_PROCESS = 50
+_READY_TIMEOUT = 600.0  # seconds the other writers wait for the first to open (create) the catalog
+
+
+class WriterFailed(RuntimeError):
+    """A writer process could not start its work (the catalog or the ledger would not open)."""
+
+
+def writer_processes(settings: Settings, options: BatchOptions, files: int) -> int:
+    """How many writer processes to ingest `files` files with: more than one only for the embedded
+    catalog, when writing (not a dry run); `settings.processes`, or (0) one a core once there are
+    `MIN_FILES_PER_PROCESS` files for each and at least as many `jobs`."""
+    if settings.tiled_uri or options.dry_run or files < 2:
+        return 1
+    if settings.processes:
+        return min(settings.processes, files)
+    cores = os.cpu_count() or 1
+    return max(1, min(cores, settings.jobs or cores, files // MIN_FILES_PER_PROCESS))
+
+
+def run_in_processes(
+    files: list[Path],
+    settings: Settings,
+    options: BatchOptions,
+    *,
+    processes: int,
+    readable_roots: list[Path],
+    on_file: Callable[[FileOutcome], None] = lambda outcome: None,
+) -> tuple[Summary, list[Path]]:
+    """Ingest `files` with `processes` writer processes; return their outcomes and the deferred files.
+
+    Raises `WriterFailed` when a writer could not open the catalog or the ledger (after the others
+    finished). A writer that dies leaves its unreported files `failed` (their claims expire).
+    """
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or locks inherited
+    messages, ready = context.Queue(), context.Event()
+    jobs = max(1, (settings.jobs or os.cpu_count() or 1) // processes)
+    # The plain settings class: the one load_settings made (it reads a TOML file) does not pickle.
+    plain = Settings.model_construct(**{**settings.model_dump(), "jobs": jobs})
+    shares = [files[index::processes] for index in range(processes)]
+    writers = [
+        context.Process(
+            target=_writer, name=f"ingester-writer-{index}",
+            args=(index, share, plain, options, readable_roots, messages, ready),
+        )
+        for index, share in enumerate(shares)
+    ]  # fmt: skip
+    summary = Summary(target=str(Path(settings.catalog).absolute()))
+    deferred: list[Path] = []
+    reported: list[set[Path]] = [set() for _ in writers]
+    errors: list[str] = []
+    started_writers = []
+    try:
+        for writer in writers:
+            writer.start()
+            started_writers.append(writer)
+        running = set(range(len(writers)))
+        while running:
+            try:
+                kind, index, payload = messages.get(timeout=1.0)
+            except queues.Empty:
+                running -= _dead(writers, running, shares, reported, summary, on_file)
+                continue
+            if kind == "file":
+                reported[index].add(payload.path)
+                if payload.status == DEFERRED:
+                    deferred.append(payload.path)
+                else:
+                    summary.files.append(payload)
+                    on_file(payload)
+            elif kind == "done":
+                summary.claim_seconds += payload[0]
+                summary.claim_calls += payload[1]
+                running.discard(index)
+            else:
+                errors.append(payload)
+                running.discard(index)
+    except BaseException:
+        for writer in started_writers:
+            if writer.is_alive():
+                writer.terminate()
+        raise
+    finally:
+        for writer in started_writers:
+            writer.join()
+    if errors:
+        raise WriterFailed(errors[0])
+    summary.seconds = time.perf_counter() - started
+    return summary, deferred
+
+
+def _dead(
+    writers: list[Any], running: set[int], shares: list[list[Path]], reported: list[set[Path]], summary: Summary,
+    on_file: Callable[[FileOutcome], None],
+) -> set[int]:
+    """Writers that exited without saying they were done: their unreported files failed."""
+    dead = set()
+    for index in running:
+        if writers[index].exitcode is None:
+            continue
+        dead.add(index)
+        reason = f"the writer process died (exit code {writers[index].exitcode}) before this file was done"
+        for path in shares[index]:
+            if path not in reported[index]:
+                outcome = FileOutcome(path, FAILED, reason=reason)
+                summary.files.append(outcome)
+                on_file(outcome)
+    return dead
+
+
+def _writer(
+    index: int, files: list[Path], settings: Settings, options: BatchOptions, readable_roots: list[Path],
+    messages: Any, ready: Any,
+) -> None:
+    """One writer process: open the catalog (the first writer creates it, the others wait for that),
+    ingest `files` with `run_batch`, and send each outcome, then ("done", claim time and calls)."""
+    from ingester.logs import setup_logging
+
+    setup_logging(level="WARNING")  # the parent shows the outcomes
+    try:
+        from ingester.batch import run_batch
+        from ingester.ledger import Ledger
+        from ingester.places import ledger_url, target_key
+        from ingester.target import open_embedded
+
+        if index:
+            import tiled.server.app  # noqa: F401  (the long import: done while the first writer opens the catalog)
+
+        if index and not ready.wait(_READY_TIMEOUT):
+            raise WriterFailed(f"the first writer did not open the catalog within {_READY_TIMEOUT:.0f} s")
+        with (
+            Ledger.open(ledger_url(settings), target_key(settings), command=f"ingest-dir (writer {index})") as ledger,
+            open_embedded(settings.catalog, readable_roots, writer=index) as target,
+        ):
+            ready.set()
+            target.writer_root.defer_existing = True
+            summary = run_batch(
+                files, settings, options, client=target.writer_root, ledger=ledger, target=target.description,
+                serial_writes=not settings.parallel_writes,
+                on_file=lambda outcome: messages.put(("file", index, outcome)),
+            )
+        messages.put(("done", index, (summary.claim_seconds, summary.claim_calls)))
+    except BaseException as err:  # the parent reports it; the other writers go on
+        ready.set()
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        messages.put(("error", index, f"writer {index}: {reason}"))
