@@ -98,19 +98,13 @@ def _in_processes(pending: list[Path], paths: list[Path], settings, options, vie
     """With many files for the embedded catalog, ingest them with several writer processes first
     (ingester.workers); return their summary (None if not) and the files still to do in this one."""
     from ingester.places import readable_roots
-    from ingester.workers import WriterFailed, run_in_processes, writer_processes
+    from ingester.workers import run_in_processes, writer_processes
 
     processes = writer_processes(settings, options, len(pending))
     if processes < 2:
         return None, pending
-    try:
-        return run_in_processes(pending, settings, options, processes=processes,
-                                readable_roots=readable_roots(settings, paths), on_file=view.file_done)
-    except WriterFailed as err:
-        reason = str(err)
-        if "lock" in reason.lower():
-            reason += " (is another ingester or `ingester serve` using this catalog?)"
-        raise _fail(f"cannot open the target {settings.catalog}: {reason}") from None
+    return run_in_processes(pending, settings, options, processes=processes,
+                            readable_roots=readable_roots(settings, paths), on_file=view.file_done)
 
 
 @contextmanager

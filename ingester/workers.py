@@ -26,18 +26,15 @@ from typing import Any
 
 from ingester.batch import BatchOptions, FileOutcome, Summary
 from ingester.config import Settings
+from ingester.logs import logger
 from ingester.pipeline import DEFERRED, FAILED
 
-__all__ = ["MIN_FILES_PER_PROCESS", "WriterFailed", "writer_processes", "run_in_processes"]
+__all__ = ["MIN_FILES_PER_PROCESS", "writer_processes", "run_in_processes"]
 
 # Below this many files for each extra process, its start-up (~8 s of one core: importing Tiled's
 # server side and opening the catalog) costs more than it saves.
 MIN_FILES_PER_PROCESS = 50
 _READY_TIMEOUT = 600.0  # seconds the other writers wait for the first to open (create) the catalog
-
-
-class WriterFailed(RuntimeError):
-    """A writer process could not start its work (the catalog or the ledger would not open)."""
 
 
 def writer_processes(settings: Settings, options: BatchOptions, files: int) -> int:
@@ -61,11 +58,10 @@ def run_in_processes(
     readable_roots: list[Path],
     on_file: Callable[[FileOutcome], None] = lambda outcome: None,
 ) -> tuple[Summary, list[Path]]:
-    """Ingest `files` with `processes` writer processes; return their outcomes and the deferred files.
-
-    Raises `WriterFailed` when a writer could not open the catalog or the ledger (after the others
-    finished). A writer that dies leaves its unreported files `failed` (their claims expire).
-    """
+    """Ingest `files` with `processes` writer processes; return their outcomes and the files left to
+    one process: runs already in the catalog, and the files of a writer that could not open the
+    catalog or the ledger (the last pass then says why, or does them). A writer that dies leaves its
+    unreported files `failed` (their claims expire; the next `ingest-dir` takes them up)."""
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or locks inherited
     messages, ready = context.Queue(), context.Event()
@@ -83,18 +79,21 @@ def run_in_processes(
     summary = Summary(target=str(Path(settings.catalog).absolute()))
     deferred: list[Path] = []
     reported: list[set[Path]] = [set() for _ in writers]
-    errors: list[str] = []
     started_writers = []
     try:
         for writer in writers:
             writer.start()
             started_writers.append(writer)
-        running = set(range(len(writers)))
+        running, exited = set(range(len(writers))), set()
         while running:
             try:
                 kind, index, payload = messages.get(timeout=1.0)
             except queues.Empty:
-                running -= _dead(writers, running, shares, reported, summary, on_file)
+                # A writer that exited has flushed what it sent; seen exited twice, a second apart,
+                # with nothing from it in between, it died without saying it was done.
+                gone = {index for index in running if writers[index].exitcode is not None}
+                running -= _dead(writers, gone & exited, shares, reported, summary, on_file)
+                exited = gone
                 continue
             if kind == "file":
                 reported[index].add(payload.path)
@@ -107,8 +106,9 @@ def run_in_processes(
                 summary.claim_seconds += payload[0]
                 summary.claim_calls += payload[1]
                 running.discard(index)
-            else:
-                errors.append(payload)
+            else:  # it could not work (the catalog or the ledger would not open): its files go to the last pass
+                logger.warning("{}; its remaining files are left to one process", payload)
+                deferred.extend(path for path in shares[index] if path not in reported[index])
                 running.discard(index)
     except BaseException:
         for writer in started_writers:
@@ -118,22 +118,16 @@ def run_in_processes(
     finally:
         for writer in started_writers:
             writer.join()
-    if errors:
-        raise WriterFailed(errors[0])
     summary.seconds = time.perf_counter() - started
     return summary, deferred
 
 
 def _dead(
-    writers: list[Any], running: set[int], shares: list[list[Path]], reported: list[set[Path]], summary: Summary,
+    writers: list[Any], dead: set[int], shares: list[list[Path]], reported: list[set[Path]], summary: Summary,
     on_file: Callable[[FileOutcome], None],
 ) -> set[int]:
     """Writers that exited without saying they were done: their unreported files failed."""
-    dead = set()
-    for index in running:
-        if writers[index].exitcode is None:
-            continue
-        dead.add(index)
+    for index in dead:
         reason = f"the writer process died (exit code {writers[index].exitcode}) before this file was done"
         for path in shares[index]:
             if path not in reported[index]:
@@ -162,7 +156,7 @@ def _writer(
             import tiled.server.app  # noqa: F401  (the long import: done while the first writer opens the catalog)
 
         if index and not ready.wait(_READY_TIMEOUT):
-            raise WriterFailed(f"the first writer did not open the catalog within {_READY_TIMEOUT:.0f} s")
+            raise TimeoutError(f"the first writer did not open the catalog within {_READY_TIMEOUT:.0f} s")
         with (
             Ledger.open(ledger_url(settings), target_key(settings), command=f"ingest-dir (writer {index})") as ledger,
             open_embedded(settings.catalog, readable_roots, writer=index) as target,
