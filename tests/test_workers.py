@@ -2,7 +2,8 @@
 
 Each test starts real writer processes (fresh interpreters importing Tiled: ~10 s each), so there
 are few: what two writers write equals what one writes, runs already in the catalog are left to the
-one-process pass (already present, replaced across DuckDB files), and when several are used.
+one-process pass (already present, replaced across DuckDB files), writers killed mid-run lose
+nothing (a rerun leaves each run once and complete), and when several are used.
 """
 
 from __future__ import annotations
@@ -120,3 +121,78 @@ def test_how_many_writer_processes(monkeypatch, changes, files, expected):
     settings = Settings.model_construct(**{**Settings().model_dump(), **changes})
     assert writer_processes(settings, BatchOptions(), files) == expected
     assert writer_processes(settings, BatchOptions(dry_run=True), files) == 1
+
+
+def writer_pids(parent: int) -> list[int]:
+    """The writer processes `parent` spawned (not multiprocessing's resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_writers_killed_mid_run_then_a_rerun_leaves_each_run_once(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_watch_e2e import write_run
+
+    from ingester.ledger import Ledger
+    from ingester.target import open_embedded
+
+    spool, catalog = tmp_path / "spool", tmp_path / "catalog"
+    spool.mkdir()
+    uids = {write_run(spool / f"small{i}.jsonl") for i in range(3)}
+    big = write_run(spool / "big.jsonl", events=300_000)
+    uids.add(big)
+    command = [sys.executable, "-m", "ingester", "ingest-dir", str(spool), "--catalog", str(catalog), "--processes",
+               "2", "--report", str(tmp_path / "killed.json")]  # fmt: skip
+    env = {**os.environ, "INGESTER_LEASE": "2"}  # the dead writers' claims expire 2 s after their death
+    log = open(tmp_path / "killed.log", "w")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # the large run is claimed just before it is written
+            assert process.poll() is None, "ingest-dir finished before the large run could be caught being written"
+            assert time.monotonic() < deadline, "the large run was never claimed"
+            if (catalog / "ledger.db").is_file():
+                with Ledger.open(f"sqlite:///{catalog / 'ledger.db'}", str(catalog.absolute())) as book:
+                    record = book.lookup_run(big)
+                if record is not None and record.owner:
+                    break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        writers = writer_pids(process.pid)  # the writer of the large run, and the other one if not done yet
+        assert writers
+        for pid in writers:
+            os.kill(pid, signal.SIGKILL)
+        assert process.wait(timeout=60) == 1  # the parent lives on and reports the writers' lost files
+    finally:
+        process.kill()
+    report = {Path(e["path"]).name: e for e in json.loads((tmp_path / "killed.json").read_text())["files"]}
+    assert report["big.jsonl"]["status"] == "failed"
+    assert "writer process died" in report["big.jsonl"]["reason"]
+    with open_embedded(catalog) as target:  # the kill left a partial run behind: the rerun must replace it
+        assert target.root[big].metadata["_ingest"]["state"] == "writing"
+
+    again = subprocess.run([*command[:-2], "--report", str(tmp_path / "again.json")], env=env, capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    with open_embedded(catalog) as target:
+        assert sorted(target.root) == sorted(uids)  # nothing missing, nothing twice
+        states = {uid: target.root[uid].metadata["_ingest"]["state"] for uid in uids}
+        assert set(states.values()) == {"complete"}, states
+        assert len(target.root[big]["primary"].base["internal"].read()) == 300_000
+    with Ledger.open(f"sqlite:///{catalog / 'ledger.db'}", str(catalog.absolute())) as book:
+        assert {Path(r.path).name: r.status for r in book.files()} == {
+            **{f"small{i}.jsonl": "ingested" for i in range(3)}, "big.jsonl": "ingested"
+        }
