@@ -152,11 +152,11 @@ def _writer(
         from ingester.places import ledger_url, target_key
         from ingester.target import open_embedded
 
-        if index:
-            import tiled.server.app  # noqa: F401  (the long import: done while the first writer opens the catalog)
+        if index:  # the long import first, while the first writer opens (maybe creates) the catalog
+            import tiled.server.app  # noqa: F401
 
-        if index and not ready.wait(_READY_TIMEOUT):
-            raise TimeoutError(f"the first writer did not open the catalog within {_READY_TIMEOUT:.0f} s")
+            if not ready.wait(_READY_TIMEOUT):
+                raise TimeoutError(f"the first writer did not open the catalog within {_READY_TIMEOUT:.0f} s")
         with (
             Ledger.open(ledger_url(settings), target_key(settings), command=f"ingest-dir (writer {index})") as ledger,
             open_embedded(settings.catalog, readable_roots, writer=index) as target,
