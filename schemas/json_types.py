@@ -180,6 +180,11 @@ def one_of_kinds(kinds: dict[str, type], choose: Callable[[Any], str | None], ex
 _KEY_RULE = "keys must be non-empty and contain neither '.' nor '/'"
 
 
+def printable(text: str) -> str:
+    """`text` with control characters escaped as in repr(), so that a reason naming it stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _good_key(key: Any) -> bool:
     return isinstance(key, str) and key != "" and "." not in key and "/" not in key
 
@@ -220,5 +225,5 @@ def check_key_names(doc: Any, *, nested: bool) -> None:
         raise PydanticCustomError(
             "bad_key",
             "key {key} in field '{where}' is not allowed ({rule})",
-            {"key": repr(bad[-1]), "where": ".".join(bad[:-1]), "rule": _KEY_RULE},
+            {"key": repr(bad[-1]), "where": printable(".".join(bad[:-1])), "rule": _KEY_RULE},
         )

@@ -18,6 +18,7 @@ from schemas.event import Event, EventPage
 from schemas.legacy import Datum, DatumPage, Resource
 from schemas.run import RunStart, RunStop
 from schemas.stream import StreamDatum, StreamResourceDocument
+from schemas.json_types import printable
 
 __all__ = ["MODELS", "check_document", "describe_validation_error"]
 
@@ -97,4 +98,4 @@ def _field_path(loc: Sequence[str | int]) -> str:
             path += " (key)"  # the key itself, not its value, is wrong
         else:
             path += f".{part}" if path else part
-    return path
+    return printable(path)

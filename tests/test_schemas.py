@@ -12,7 +12,7 @@ import timeit
 
 import event_model
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from schema_corpus import (
     AGREED,
@@ -134,6 +134,7 @@ junk_dicts = st.dictionaries(
 
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from([*MODELS, "nonsense"]), junk_dicts)
+@example("start", {"\n": {"": None}})  # a field name with a newline: the reason stays one line
 def test_check_document_never_raises(name, doc):
     reason = check_document(name, doc)
     assert reason is None or (isinstance(reason, str) and "\n" not in reason)
