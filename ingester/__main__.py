@@ -1,3 +1,3 @@
-from ingester.cli import main
+from ingester.cli.app import main
 
 main()

@@ -1,5 +1,8 @@
 """Configuration: one pydantic settings object, built at the edge and passed in.
 
+What the settings say about places (the path rules for external files, the folders Tiled may read,
+the ledger's database and the key its records go under) is derived here too, once, at the edge.
+
 Sources, highest first: command-line flags (passed as keyword arguments by the CLI), `INGESTER_*`
 environment variables, a TOML file (`--config FILE`, else `ingester.toml` in the working
 directory), the defaults below. The Tiled API key comes from `TILED_API_KEY` (or `api_key` in the
@@ -9,6 +12,8 @@ repeated in an error. No other module reads the environment.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +25,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "load_settings", "parse_mapping"]
+__all__ = [
+    "DEFAULT_CATALOG", "PathRules", "Settings", "load_settings", "parse_mapping", "path_rules", "readable_roots",
+    "ledger_url", "target_key", "redact_uri",
+]  # fmt: skip
 
 DEFAULT_CONFIG_FILE = Path("ingester.toml")
+DEFAULT_CATALOG = Path("ingester-catalog")
 
 
 def parse_mapping(value: str, flag: str) -> tuple[str, str]:
@@ -38,7 +47,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="INGESTER_", extra="forbid", populate_by_name=True)
 
-    catalog: Path = Field(Path("ingester-catalog"), description="Embedded catalog folder (the default target).")
+    catalog: Path = Field(DEFAULT_CATALOG, description="Embedded catalog folder (the default target).")
     tiled_uri: str | None = Field(None, description="Write to this Tiled server instead of the embedded catalog.")
     api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("api_key", "TILED_API_KEY", "INGESTER_API_KEY"), repr=False
@@ -109,3 +118,63 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     config = SettingsConfigDict(**{**Settings.model_config, "toml_file": toml_file})
     settings_cls = type("Settings", (Settings,), {"model_config": config})
     return settings_cls(**given)
+
+
+# --- what the settings say about places ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PathRules:
+    """Where external files may be and how their paths are rewritten.
+
+    data_roots: directories relative locations are resolved against, in order; empty means the
+        directory of the run file. Relative roots are taken against the working directory.
+    root_map: (OLD, NEW) absolute path prefixes; a location under OLD is read under NEW.
+    server_paths: (LOCAL, SERVER) path prefixes; the Tiled server sees LOCAL/... as SERVER/...
+    """
+
+    data_roots: tuple[Path, ...] = ()
+    root_map: tuple[tuple[str, str], ...] = ()
+    server_paths: tuple[tuple[str, str], ...] = ()
+
+
+def path_rules(settings: Settings) -> PathRules:
+    return PathRules(
+        data_roots=tuple(Path(p).absolute() for p in settings.data_roots),
+        root_map=tuple((old, str(Path(new).absolute())) for old, new in settings.root_map),
+        server_paths=tuple(settings.server_paths),
+    )
+
+
+def readable_roots(settings: Settings, paths: Iterable[Path] = ()) -> list[Path]:
+    """Folders Tiled may read registered files from: data roots, root-map targets, or the run files' folders."""
+    roots = [Path(p).absolute() for p in settings.data_roots]
+    roots += [Path(new).absolute() for _, new in settings.root_map]
+    if not settings.data_roots:
+        roots += [(p if p.is_dir() else p.parent).absolute() for p in paths]
+    return list(dict.fromkeys(roots))
+
+
+def ledger_url(settings: Settings) -> str:
+    """The ledger's database: as configured, else SQLite inside the catalog folder (beside it for a server)."""
+    if settings.ledger:
+        return settings.ledger
+    if settings.tiled_uri:
+        return f"sqlite:///{Path('ingester-ledger.db').absolute()}"
+    folder = settings.catalog.absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'ledger.db'}"
+
+
+def target_key(settings: Settings) -> str:
+    """Whose records the ledger keeps: the catalog folder, or the server's URI without secrets."""
+    return redact_uri(settings.tiled_uri) if settings.tiled_uri else str(settings.catalog.absolute())
+
+
+def redact_uri(uri: str) -> str:
+    """A URI without what may be secret in it (an api_key query, a password in the netloc)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"

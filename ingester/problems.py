@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["Problem", "IngestError", "WriteFailed"]
+__all__ = ["Problem", "IngestError", "WriteFailed", "TargetUnavailable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +43,8 @@ class WriteFailed(IngestError):
     Not the input's fault: the run is `failed`, not `refused`, and is tried again later. The writer
     has removed what it had written.
     """
+
+
+class TargetUnavailable(Exception):
+    """The target (a Tiled server, or the embedded catalog) cannot be opened; the message says which
+    one, without any secret, and why, in one line."""

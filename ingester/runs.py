@@ -1,7 +1,8 @@
 """Typed values passed between the pipeline's stages.
 
 `Document` comes out of the reader; `NormalizedRun` out of normalize (with external locations
-filled in by resolve) and into the writer. Nothing here reads files or talks to Tiled.
+filled in by resolve) and into the writer; `ExternalNodePlan` out of the external planning (a data
+source checked against the files) and into the writer. Nothing here reads files or talks to Tiled.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Document", "ExternalSource", "StreamInfo", "NormalizedRun"]
+__all__ = ["Document", "ExternalSource", "StreamInfo", "NormalizedRun", "ExternalNodePlan"]
 
 
 @dataclass(slots=True)
@@ -57,7 +58,7 @@ class StreamInfo:
 
 @dataclass
 class NormalizedRun:
-    """Everything about one run except its internal event rows, which are streamed in a second pass."""
+    """Everything about one run except its internal event rows, which travel as `ColumnBlock`s beside it."""
 
     uid: str
     path: Path
@@ -66,3 +67,15 @@ class NormalizedRun:
     streams: dict[str, StreamInfo] = field(default_factory=dict)
     external: dict[str, ExternalSource] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExternalNodePlan:
+    """One external node to register: its stream and key, its final tiled `DataSource` (shape, chunks
+    and dtype as the files hold them, asset URIs as the Tiled server sees them) and its metadata."""
+
+    stream: str
+    key: str
+    data_source: Any
+    metadata: dict[str, Any]
+    corrections: list[str] = field(default_factory=list)  # what the files said that the documents did not

@@ -58,9 +58,7 @@ def _check_field_dtype(pair: list[str]) -> list[str]:
 
 
 # One field of a structured dtype: exactly [name, numpy dtype string].
-StructuredField = Annotated[
-    list[JsonString], Field(min_length=2, max_length=2), AfterValidator(_check_field_dtype)
-]
+StructuredField = Annotated[list[JsonString], Field(min_length=2, max_length=2), AfterValidator(_check_field_dtype)]
 
 
 def _numpy_dtype_kind(value: Any) -> str | None:

@@ -75,9 +75,7 @@ class _IntegerSchema:
         return core_schema.union_schema(
             [
                 core_schema.int_schema(strict=True),
-                core_schema.no_info_after_validator_function(
-                    _require_integral, core_schema.float_schema(strict=True)
-                ),
+                core_schema.no_info_after_validator_function(_require_integral, core_schema.float_schema(strict=True)),
             ],
             mode="left_to_right",
             custom_error_type="json_integer",

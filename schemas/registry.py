@@ -15,10 +15,10 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.descriptor import EventDescriptor
 from schemas.event import Event, EventPage
+from schemas.json_types import printable
 from schemas.legacy import Datum, DatumPage, Resource
 from schemas.run import RunStart, RunStop
 from schemas.stream import StreamDatum, StreamResourceDocument
-from schemas.json_types import printable
 
 __all__ = ["MODELS", "check_document", "describe_validation_error"]
 

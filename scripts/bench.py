@@ -25,8 +25,8 @@ sys.path.insert(0, str(HERE))
 
 import bench_data  # noqa: E402
 import bench_many  # noqa: E402
-import bench_watch  # noqa: E402
 import bench_scale  # noqa: E402
+import bench_watch  # noqa: E402
 
 
 def measure(code: str, *args: str, env: dict | None = None) -> dict:
@@ -41,7 +41,11 @@ def measure(code: str, *args: str, env: dict | None = None) -> dict:
         "print('BENCH ' + json.dumps({'seconds': elapsed, 'peak_mb': rss}))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", wrapper, *args], capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+        [sys.executable, "-c", wrapper, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     lines = [line for line in out.stdout.splitlines() if line.startswith("BENCH ")]
     if not lines:
@@ -57,7 +61,7 @@ with open(sys.argv[1], 'rb') as fh:
 """
 
 VALIDATE = """
-from ingester.validate import validate_file
+from ingester.read.validate import validate_file
 report = validate_file(sys.argv[1])
 assert report.status == 'ok', [str(p) for p in report.all_problems()][:5]
 """
@@ -75,31 +79,37 @@ def bench_validate(args: argparse.Namespace) -> None:
         print(f"{'events':>8} {'MB':>6} {'orjson s':>9} {'validate s':>10} {'ratio':>6} {'peak MB':>8}")
         for events, size, base, ours in rows:
             ratio = ours["seconds"] / base["seconds"]
-            print(f"{events:>8} {size / 1e6:>6.1f} {base['seconds']:>9.3f} {ours['seconds']:>10.3f} {ratio:>6.2f} {ours['peak_mb']:>8.1f}")
+            print(
+                f"{events:>8} {size / 1e6:>6.1f} {base['seconds']:>9.3f} {ours['seconds']:>10.3f} {ratio:>6.2f} {ours['peak_mb']:>8.1f}"
+            )
         small, large = rows[0][3]["peak_mb"], rows[1][3]["peak_mb"]
-        print(f"validate/orjson time ratio at {args.events} events: {rows[1][3]['seconds'] / rows[1][2]['seconds']:.2f} (target <= 5)")
-        print(f"peak memory {small:.1f} MB at {rows[0][0]} events vs {large:.1f} MB at {rows[1][0]} events "
-              f"(growth {large - small:+.1f} MB for {rows[1][0] - rows[0][0]} more events)")
+        print(
+            f"validate/orjson time ratio at {args.events} events: {rows[1][3]['seconds'] / rows[1][2]['seconds']:.2f} (target <= 5)"
+        )
+        print(
+            f"peak memory {small:.1f} MB at {rows[0][0]} events vs {large:.1f} MB at {rows[1][0]} events "
+            f"(growth {large - small:+.1f} MB for {rows[1][0] - rows[0][0]} more events)"
+        )
 
 
 OURS_WRITE = """
 from pathlib import Path
-from ingester.pipeline import ingest_file
-from ingester.resolve import PathRules
-from ingester.target import open_remote
+from ingester.ingest.pipeline import RunIngester
+from ingester.config import PathRules
+from ingester.target.targets import open_remote
 path, uri, root = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 if sys.argv[4:] == ['external']:  # what a run with external data needs, imported before the clock as TiledWriter's is
     import bluesky_tiled_plugins.writing.consolidators, bluesky_tiled_plugins.writing.validator
 with open_remote(uri, os.environ['TILED_API_KEY']) as target:
     t0 = time.perf_counter()
-    outcomes = ingest_file(path, target.root, PathRules(data_roots=(Path(root),)))
+    outcomes = RunIngester(target.writer_root, PathRules(data_roots=(Path(root),))).ingest(path)
 assert [o.status for o in outcomes] == ['ingested'], [o.to_dict() for o in outcomes]
 """
 
 TILED_WRITER = """
 import orjson
 from bluesky_tiled_plugins.writing.tiled_writer import TiledWriter
-from ingester.target import open_remote
+from ingester.target.targets import open_remote
 path, uri = sys.argv[1], sys.argv[2]
 with open_remote(uri, os.environ['TILED_API_KEY']) as target:
     t0 = time.perf_counter()
@@ -126,7 +136,14 @@ def bench_write(args: argparse.Namespace) -> None:
         scalar = tmp / "scalar.jsonl"
         cases.append((f"scalar {args.events} events x 8", scalar, bench_data.write_scalar_run(scalar, args.events), []))
         sd = tmp / "stream_datum.jsonl"
-        cases.append((f"{args.datums} StreamDatum", sd, bench_data.write_stream_datum_run(sd, tmp / "data", args.datums), ["external"]))
+        cases.append(
+            (
+                f"{args.datums} StreamDatum",
+                sd,
+                bench_data.write_stream_datum_run(sd, tmp / "data", args.datums),
+                ["external"],
+            )
+        )
         server = SimpleTiledServer(directory=tmp / "server", readable_storage=[tmp])
         env = {"TILED_API_KEY": server.api_key}
         server.uri = server.uri.split("?")[0]  # the key travels in the environment, not in argv
@@ -136,15 +153,26 @@ def bench_write(args: argparse.Namespace) -> None:
             print(f"{'run':<28} {'ours s':>8} {'TiledWriter s':>14} {'speed-up':>9} {'ours MB':>8} {'TW MB':>7}")
             for label, path, uid, extra in cases:
                 theirs = measure(TILED_WRITER, str(path), server.uri, env=env)
-                ours = measure(OURS_WRITE, str(with_new_uid(path, uid, tmp / f"ours-{path.name}")), server.uri, str(tmp), *extra, env=env)
-                print(f"{label:<28} {ours['seconds']:>8.2f} {theirs['seconds']:>14.2f} "
-                      f"{theirs['seconds'] / ours['seconds']:>8.1f}x {ours['peak_mb']:>8.0f} {theirs['peak_mb']:>7.0f}")
+                ours = measure(
+                    OURS_WRITE,
+                    str(with_new_uid(path, uid, tmp / f"ours-{path.name}")),
+                    server.uri,
+                    str(tmp),
+                    *extra,
+                    env=env,
+                )
+                print(
+                    f"{label:<28} {ours['seconds']:>8.2f} {theirs['seconds']:>14.2f} "
+                    f"{theirs['seconds'] / ours['seconds']:>8.1f}x {ours['peak_mb']:>8.0f} {theirs['peak_mb']:>7.0f}"
+                )
             if args.events >= 20_000:
                 small = tmp / "scalar-small.jsonl"
                 bench_data.write_scalar_run(small, args.events // 10)
                 low = measure(OURS_WRITE, str(small), server.uri, str(tmp), env=env)
-                print(f"our peak memory: {low['peak_mb']:.0f} MB at {args.events // 10} events, "
-                      f"{ours_scalar_mb(cases, tmp, server, env):.0f} MB at {args.events} events")
+                print(
+                    f"our peak memory: {low['peak_mb']:.0f} MB at {args.events // 10} events, "
+                    f"{ours_scalar_mb(cases, tmp, server, env):.0f} MB at {args.events} events"
+                )
         finally:
             server.close()
 

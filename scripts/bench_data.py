@@ -27,7 +27,9 @@ def write_scalar_run(path: Path, events: int, columns: int = 8, *, baseline: boo
     with open(path, "wb") as fh:
         _dump(fh, "start", run.start_doc)
         if baseline:
-            base = run.compose_descriptor(name="baseline", data_keys={"temp": {"source": "sim", "dtype": "number", "shape": []}})
+            base = run.compose_descriptor(
+                name="baseline", data_keys={"temp": {"source": "sim", "dtype": "number", "shape": []}}
+            )
             _dump(fh, "descriptor", base.descriptor_doc)
             _dump(fh, "event", base.compose_event(data={"temp": 21.5}, timestamps={"temp": 1.0}, seq_num=1))
         desc = run.compose_descriptor(name="primary", data_keys=data_keys)
@@ -36,7 +38,11 @@ def write_scalar_run(path: Path, events: int, columns: int = 8, *, baseline: boo
         for i in range(events):
             t = t0 + i * 0.01
             data = {k: math.sin(i * 0.001 + j) for j, k in enumerate(keys)}
-            _dump(fh, "event", desc.compose_event(data=data, timestamps=dict.fromkeys(keys, t), seq_num=i + 1, validate=False))
+            _dump(
+                fh,
+                "event",
+                desc.compose_event(data=data, timestamps=dict.fromkeys(keys, t), seq_num=i + 1, validate=False),
+            )
         if baseline:
             _dump(fh, "event", base.compose_event(data={"temp": 21.6}, timestamps={"temp": 2.0}, seq_num=2))
         _dump(fh, "stop", run.compose_stop())
@@ -51,7 +57,9 @@ def write_stream_datum_run(path: Path, data_dir: Path, datums: int, frame: tuple
     data_dir.mkdir(parents=True, exist_ok=True)
     h5 = data_dir / "frames.h5"
     with h5py.File(h5, "w") as f:
-        f.create_dataset("/entry/data/data", data=numpy.arange(datums * frame[0] * frame[1], dtype="<u2").reshape(datums, *frame))
+        f.create_dataset(
+            "/entry/data/data", data=numpy.arange(datums * frame[0] * frame[1], dtype="<u2").reshape(datums, *frame)
+        )
     run = event_model.compose_run(metadata={"plan_name": "bench_stream_datum"})
     data_keys = {
         "det": {"source": "sim", "dtype": "array", "dtype_numpy": "<u2", "shape": [1, *frame], "external": "STREAM:"},
@@ -73,7 +81,13 @@ def write_stream_datum_run(path: Path, data_dir: Path, datums: int, frame: tuple
                 indices=event_model.StreamRange(start=i, stop=i + 1), descriptor=desc.descriptor_doc, validate=False
             )
             _dump(fh, "stream_datum", sd)
-            _dump(fh, "event", desc.compose_event(data={"det_sum": float(i)}, timestamps={"det_sum": 1.0}, seq_num=i + 1, validate=False))
+            _dump(
+                fh,
+                "event",
+                desc.compose_event(
+                    data={"det_sum": float(i)}, timestamps={"det_sum": 1.0}, seq_num=i + 1, validate=False
+                ),
+            )
         _dump(fh, "stop", run.compose_stop())
     return run.start_doc["uid"]
 

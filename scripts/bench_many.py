@@ -40,10 +40,10 @@ from pathlib import Path
 from bluesky_tiled_plugins.writing.tiled_writer import TiledWriter
 folder, where = Path(sys.argv[1]), sys.argv[2]
 if where.startswith('http'):
-    from ingester.target import open_remote
+    from ingester.target.targets import open_remote
     target = open_remote(where, os.environ['TILED_API_KEY'])
 else:
-    from ingester.target import open_embedded
+    from ingester.target.targets import open_embedded
     target = open_embedded(where)
 with target:
     for path in sorted(folder.glob('*.jsonl')):
@@ -81,7 +81,7 @@ def profiled_run(self):
     finally:
         profile.disable()
 threading.Thread.run = profiled_run
-from ingester.cli import app
+from ingester.cli.app import app
 main = cProfile.Profile()
 profiles.append(main)
 t0 = time.perf_counter()
@@ -105,16 +105,25 @@ def add_many_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=int, default=1000, help="number of small runs (10 events + 2 baseline rows each)")
     p.add_argument("--jobs", type=int, default=4)
     p.add_argument("--kinds", default="embedded,server", help="comma-separated: embedded, server")
-    p.add_argument("--profile", choices=["auto", "always", "never"], default="auto",
-                   help="profile ingest-dir on 100 runs: when 5x is missed (auto), always or never")
+    p.add_argument(
+        "--profile",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="profile ingest-dir on 100 runs: when 5x is missed (auto), always or never",
+    )
     p.set_defaults(func=bench_many)
 
 
 def run_ingester(*args: str, env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
     """`python -m ingester ARGS` as a user runs it; its wall-clock seconds (start-up included)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "ingester", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "ingester", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     return time.perf_counter() - started, done
 
 
@@ -152,13 +161,17 @@ def one_kind(kind: str, runs: Path, tmp: Path, args: argparse.Namespace) -> dict
     try:
         options, env, _ = target("ours")
         first_report, second_report = tmp / f"{kind}-first.json", tmp / f"{kind}-second.json"
-        first, done = run_ingester("ingest-dir", str(runs), *options, "--jobs", str(args.jobs), "--report",
-                                   str(first_report), env=env)
+        first, done = run_ingester(
+            "ingest-dir", str(runs), *options, "--jobs", str(args.jobs), "--report", str(first_report), env=env
+        )
         first_counts = statuses(first_report) if first_report.exists() else {}
         if done.returncode != 0 or first_counts != {"ingested": args.count}:
-            raise SystemExit(f"ingest-dir ({kind}) failed: {first_counts}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-        second, again = run_ingester("ingest-dir", str(runs), *options, "--jobs", str(args.jobs), "--report",
-                                     str(second_report), env=env)
+            raise SystemExit(
+                f"ingest-dir ({kind}) failed: {first_counts}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+            )
+        second, again = run_ingester(
+            "ingest-dir", str(runs), *options, "--jobs", str(args.jobs), "--report", str(second_report), env=env
+        )
         second_counts = statuses(second_report) if second_report.exists() else {}
         if again.returncode != 0 or second_counts != {"unchanged": args.count}:
             raise SystemExit(f"second pass ({kind}) wrote something: {second_counts}\n{again.stdout[-2000:]}")
@@ -189,9 +202,21 @@ def profile_small_runs(runs: Path, tmp: Path, jobs: int) -> None:
         (sample / path.name).symlink_to(path)
     out = tmp / "ingest.prof"
     done = subprocess.run(
-        [sys.executable, "-c", PROFILE_INGEST, str(out), "ingest-dir", str(sample), "--catalog",
-         str(tmp / "profile-catalog"), "--jobs", str(jobs)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-c",
+            PROFILE_INGEST,
+            str(out),
+            "ingest-dir",
+            str(sample),
+            "--catalog",
+            str(tmp / "profile-catalog"),
+            "--jobs",
+            str(jobs),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("PROFILE ")]
     if not lines:
@@ -201,12 +226,18 @@ def profile_small_runs(runs: Path, tmp: Path, jobs: int) -> None:
     n = len(files)
     total = sum(found["requests"].values())
     spent = sum(found["request_seconds"].values())
-    print(f"\nprofile: ingest-dir --jobs {jobs}, {n} small runs, embedded catalog, under cProfile "
-          f"(all threads; times are inflated by the profiler): {found['seconds']:.1f} s")
-    print(f"HTTP requests: {total} = {total / n:.1f} per run, {spent:.1f} s inside them "
-          f"({spent / total * 1000:.0f} ms each, {spent / found['seconds'] * 100:.0f} % of the wall time)")
+    print(
+        f"\nprofile: ingest-dir --jobs {jobs}, {n} small runs, embedded catalog, under cProfile "
+        f"(all threads; times are inflated by the profiler): {found['seconds']:.1f} s"
+    )
+    print(
+        f"HTTP requests: {total} = {total / n:.1f} per run, {spent:.1f} s inside them "
+        f"({spent / total * 1000:.0f} ms each, {spent / found['seconds'] * 100:.0f} % of the wall time)"
+    )
     for kind, count in sorted(found["requests"].items(), key=lambda kv: -kv[1]):
-        print(f"  {kind:<22} {count:>5} ({count / n:.1f}/run) {found['request_seconds'][kind] / count * 1000:>6.0f} ms each")
+        print(
+            f"  {kind:<22} {count:>5} ({count / n:.1f}/run) {found['request_seconds'][kind] / count * 1000:>6.0f} ms each"
+        )
     stats = pstats.Stats(str(out))
     entries = stats.stats  # type: ignore[attr-defined]
 
@@ -235,8 +266,15 @@ def profile_small_runs(runs: Path, tmp: Path, jobs: int) -> None:
     pstats.Stats(str(out), stream=stream).sort_stats("tottime").print_stats(r"^(?!.*(threading|queue|selectors)).*", 12)
     body = stream.getvalue()
     print("top functions by own time (lock waits excluded):")
-    print("\n".join(line for line in body.splitlines()[body.splitlines().index(next(
-        line for line in body.splitlines() if "ncalls" in line)):] if line.strip())[:3000])
+    print(
+        "\n".join(
+            line
+            for line in body.splitlines()[
+                body.splitlines().index(next(line for line in body.splitlines() if "ncalls" in line)) :
+            ]
+            if line.strip()
+        )[:3000]
+    )
 
 
 def bench_many(args: argparse.Namespace) -> None:
@@ -245,37 +283,47 @@ def bench_many(args: argparse.Namespace) -> None:
         tmp = Path(tmp)
         runs = tmp / "runs"
         bench_data.write_small_runs(runs, args.count)
-        print(f"{args.count} small runs (10 events x 3 columns + 2 baseline rows each); ingest-dir --jobs {args.jobs} "
-              f"vs TiledWriter (one process, one run after the other); a fresh catalog for each writer; "
-              f"wall-clock seconds of the whole process, start-up included")
+        print(
+            f"{args.count} small runs (10 events x 3 columns + 2 baseline rows each); ingest-dir --jobs {args.jobs} "
+            f"vs TiledWriter (one process, one run after the other); a fresh catalog for each writer; "
+            f"wall-clock seconds of the whole process, start-up included"
+        )
         results = []
         for kind in kinds:
             results.append(one_kind(kind, runs, tmp, args))
             r = results[-1]
             print(f"  {kind}: done (ours {r['ours']:.1f} s, TiledWriter {r['theirs']:.1f} s)", flush=True)
         print()
-        print(f"{'target':<10} {'ours s':>8} {'ours runs/s':>12} {'TW s':>8} {'TW runs/s':>10} {'ratio':>6} "
-              f"{'2nd pass s':>11} {'2nd/1st':>8}")
+        print(
+            f"{'target':<10} {'ours s':>8} {'ours runs/s':>12} {'TW s':>8} {'TW runs/s':>10} {'ratio':>6} "
+            f"{'2nd pass s':>11} {'2nd/1st':>8}"
+        )
         for r in results:
             ours_rate, theirs_rate = args.count / r["ours"], args.count / r["theirs"]
-            print(f"{r['kind']:<10} {r['ours']:>8.1f} {ours_rate:>12.1f} {r['theirs']:>8.1f} {theirs_rate:>10.1f} "
-                  f"{ours_rate / theirs_rate:>5.1f}x {r['second']:>11.2f} {r['second'] / r['ours'] * 100:>7.2f}%")
+            print(
+                f"{r['kind']:<10} {r['ours']:>8.1f} {ours_rate:>12.1f} {r['theirs']:>8.1f} {theirs_rate:>10.1f} "
+                f"{ours_rate / theirs_rate:>5.1f}x {r['second']:>11.2f} {r['second'] / r['ours'] * 100:>7.2f}%"
+            )
         print()
         for r in results:
             ours_rate, theirs_rate = args.count / r["ours"], args.count / r["theirs"]
             ratio = ours_rate / theirs_rate
             verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
             pct = r["second"] / r["ours"] * 100
-            print(f"{r['kind']}: throughput {ratio:.2f}x TiledWriter's (target >= {TARGET_RATIO:.0f}x: {verdict}); "
-                  f"second pass {pct:.2f}% of the first (target < {SECOND_PASS_LIMIT:.0f}%: "
-                  f"{'met' if pct < SECOND_PASS_LIMIT else 'MISSED'}); "
-                  f"without process start-up: first {r['ours_batch']:.1f} s, second {r['second_batch']:.2f} s "
-                  f"({r['second_batch'] / r['ours_batch'] * 100:.2f}%)")
+            print(
+                f"{r['kind']}: throughput {ratio:.2f}x TiledWriter's (target >= {TARGET_RATIO:.0f}x: {verdict}); "
+                f"second pass {pct:.2f}% of the first (target < {SECOND_PASS_LIMIT:.0f}%: "
+                f"{'met' if pct < SECOND_PASS_LIMIT else 'MISSED'}); "
+                f"without process start-up: first {r['ours_batch']:.1f} s, second {r['second_batch']:.2f} s "
+                f"({r['second_batch'] / r['ours_batch'] * 100:.2f}%)"
+            )
         print()
-        print("target kind: the issue's reference figure (TiledWriter ~3.5 small runs/s) is a SimpleTiledServer; "
-              "ingest-dir's default is the embedded catalog. Both are measured, each writer on a fresh catalog of "
-              "the same kind; the server row is the one comparable with the anchors, the embedded row is what "
-              "`ingest-dir` does out of the box.")
+        print(
+            "target kind: the issue's reference figure (TiledWriter ~3.5 small runs/s) is a SimpleTiledServer; "
+            "ingest-dir's default is the embedded catalog. Both are measured, each writer on a fresh catalog of "
+            "the same kind; the server row is the one comparable with the anchors, the embedded row is what "
+            "`ingest-dir` does out of the box."
+        )
         missed = any(args.count / r["ours"] < TARGET_RATIO * args.count / r["theirs"] for r in results)
         if args.profile == "always" or (args.profile == "auto" and missed):
             profile_small_runs(runs, tmp, args.jobs)

@@ -39,7 +39,10 @@ def add_scale_parser(sub) -> None:
     p.add_argument("--jobs", type=int, default=4, help="--jobs of each worker")
     p.add_argument("--lease", type=float, default=60.0)
     p.add_argument("--tiled-workers", type=int, default=1, help="uvicorn workers of the Tiled server")
-    p.add_argument("--postgres", default=os.environ.get("INGESTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    p.add_argument(
+        "--postgres",
+        default=os.environ.get("INGESTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     p.set_defaults(func=bench_scale)
 
 
@@ -50,14 +53,20 @@ def bench_scale(args: argparse.Namespace) -> dict:
         bench_data.write_small_runs(folder, args.runs)
         rows = [_one(args, n, folder, Path(tmp) / f"w{n}") for n in counts]
     base = rows[0]["runs_per_s"]  # the speed-up is over the first worker count (1 by default)
-    print(f"{args.runs} small runs, ingest-dir --jobs {args.jobs} --parallel-writes per worker, "
-          f"Tiled on PostgreSQL ({args.tiled_workers} uvicorn worker(s)), {os.cpu_count()} cores")
-    print(f"{'workers':>7} {'seconds':>8} {'runs/s':>7} {'speed-up':>8} {'ingested':>17} "
-          f"{'claim calls':>11} {'claim s':>8} {'claim ms/run':>12} {'claim share':>11}")
+    print(
+        f"{args.runs} small runs, ingest-dir --jobs {args.jobs} --parallel-writes per worker, "
+        f"Tiled on PostgreSQL ({args.tiled_workers} uvicorn worker(s)), {os.cpu_count()} cores"
+    )
+    print(
+        f"{'workers':>7} {'seconds':>8} {'runs/s':>7} {'speed-up':>8} {'ingested':>17} "
+        f"{'claim calls':>11} {'claim s':>8} {'claim ms/run':>12} {'claim share':>11}"
+    )
     for row in rows:
-        print(f"{row['workers']:>7} {row['seconds']:>8.1f} {row['runs_per_s']:>7.2f} {row['runs_per_s'] / base:>8.2f} "
-              f"{'+'.join(map(str, row['ingested_by'])):>17} {row['claim_calls']:>11} {row['claim_seconds']:>8.2f} "
-              f"{row['claim_ms_per_run']:>12.1f} {row['claim_share'] * 100:>10.2f}%")
+        print(
+            f"{row['workers']:>7} {row['seconds']:>8.1f} {row['runs_per_s']:>7.2f} {row['runs_per_s'] / base:>8.2f} "
+            f"{'+'.join(map(str, row['ingested_by'])):>17} {row['claim_calls']:>11} {row['claim_seconds']:>8.2f} "
+            f"{row['claim_ms_per_run']:>12.1f} {row['claim_share'] * 100:>10.2f}%"
+        )
     print("claim share: claim/renew/release time over the workers' thread time (batch seconds x jobs)")
     return {"rows": rows}
 
@@ -73,13 +82,18 @@ def _one(args: argparse.Namespace, workers: int, folder: Path, work: Path) -> di
                    "--lease", str(args.lease)]  # fmt: skip
         started = time.perf_counter()
         processes = [
-            subprocess.Popen([*command, "--report", str(work / f"report-{n}.json")], env=env, cwd=work,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            subprocess.Popen(
+                [*command, "--report", str(work / f"report-{n}.json")],
+                env=env,
+                cwd=work,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             for n in range(workers)
         ]
         errors = [p.communicate()[1].decode(errors="replace") for p in processes]
         seconds = time.perf_counter() - started
-        for process, err in zip(processes, errors):
+        for process, err in zip(processes, errors, strict=True):
             if process.returncode != 0:
                 raise SystemExit(f"a worker exited {process.returncode}:\n{err[-3000:]}")
         reports = [json.loads((work / f"report-{n}.json").read_text()) for n in range(workers)]

@@ -34,7 +34,6 @@ import orjson
 __all__ = ["add_watch_parser", "bench_watch"]
 
 
-
 def add_watch_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("watch", help="stop line written -> run readable in Tiled, native and polling observers")
     p.add_argument("--count", type=int, default=100, help="runs per observer")
@@ -50,8 +49,9 @@ def run_lines(events: int = 10) -> tuple[str, list[bytes], bytes]:
     run = event_model.compose_run(metadata={"plan_name": "bench_watch"})
     desc = run.compose_descriptor(name="primary", data_keys={"x": {"source": "sim", "dtype": "number", "shape": []}})
     docs = [("start", run.start_doc), ("descriptor", desc.descriptor_doc)]
-    docs += [("event", desc.compose_event(data={"x": float(i)}, timestamps={"x": 1.0}, seq_num=i + 1))
-             for i in range(events)]
+    docs += [
+        ("event", desc.compose_event(data={"x": float(i)}, timestamps={"x": 1.0}, seq_num=i + 1)) for i in range(events)
+    ]
     lines = [orjson.dumps([name, doc]) + b"\n" for name, doc in docs]
     return run.start_doc["uid"], lines, orjson.dumps(["stop", run.compose_stop()]) + b"\n"
 
@@ -123,8 +123,12 @@ server.close()
 
 class ServerProcess:
     def __init__(self, directory: Path, readable: Path):
-        self.process = subprocess.Popen([sys.executable, "-c", SERVE, str(directory), str(readable)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVE, str(directory), str(readable)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         line = self.process.stdout.readline().split()
         if len(line) != 2:
             self.process.kill()
@@ -143,9 +147,23 @@ def start_watcher(spool: Path, uri: str, api_key: str, tmp: Path, settle: float,
     log_path = tmp / f"watch-{spool.name}.log"
     log = open(log_path, "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "ingester", "watch", str(spool), "--tiled-uri", uri,
-         "--ledger", f"sqlite:///{tmp / f'{spool.name}-ledger.db'}", "--settle", str(settle), *extra],
-        env={**os.environ, "TILED_API_KEY": api_key}, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "ingester",
+            "watch",
+            str(spool),
+            "--tiled-uri",
+            uri,
+            "--ledger",
+            f"sqlite:///{tmp / f'{spool.name}-ledger.db'}",
+            "--settle",
+            str(settle),
+            *extra,
+        ],
+        env={**os.environ, "TILED_API_KEY": api_key},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while "watching " not in log_path.read_text():
@@ -218,10 +236,12 @@ def bench_watch(args: argparse.Namespace) -> None:
     observers = [o.strip() for o in args.observers.split(",") if o.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print(f"ingester watch -> SimpleTiledServer (loopback), {args.count} small runs per observer, each written "
-              f"{args.gap} s after the previous one became readable; settle {args.settle} s; "
-              f"polling observer at --poll-interval {args.poll_interval} s; "
-              "readiness: the watcher's JSON log record of each run ingested (each then confirmed complete in Tiled)")
+        print(
+            f"ingester watch -> SimpleTiledServer (loopback), {args.count} small runs per observer, each written "
+            f"{args.gap} s after the previous one became readable; settle {args.settle} s; "
+            f"polling observer at --poll-interval {args.poll_interval} s; "
+            "readiness: the watcher's JSON log record of each run ingested (each then confirmed complete in Tiled)"
+        )
         results = []
         for observer in observers:
             results.append(one_observer(observer, args, tmp))

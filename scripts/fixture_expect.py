@@ -12,7 +12,6 @@ from typing import Any
 
 import h5py
 import numpy as np
-
 from fixture_io import Docs
 
 __all__ = ["summarize_runs", "render_readme"]
@@ -44,9 +43,7 @@ def _file_shape(path: Path | None, fixtures: Path, spec: str, dataset: str | Non
         return list(f[dataset].shape)
 
 
-def summarize_runs(
-    docs: Docs, run_dir: Path, fixtures: Path, root_map: dict[str, Path] | None = None
-) -> list[dict]:
+def summarize_runs(docs: Docs, run_dir: Path, fixtures: Path, root_map: dict[str, Path] | None = None) -> list[dict]:
     """One summary a run: uid, rows per stream, external keys with declared and real shapes."""
     root_map = root_map or {}
     runs: list[dict[str, Any]] = []
@@ -76,12 +73,16 @@ def summarize_runs(
                 declared = descriptors[doc["descriptor"]]["data_keys"][key]
                 dataset = resource["resource_kwargs"].get("dataset", "/entry/data/data")
                 run["external_keys"][key] = {
-                    "stream": stream, "via": "resource", "spec": resource["spec"],
-                    "root": resource["root"], "resource_path": resource["resource_path"],
+                    "stream": stream,
+                    "via": "resource",
+                    "spec": resource["spec"],
+                    "root": resource["root"],
+                    "resource_path": resource["resource_path"],
                     "dataset": None if resource["spec"] == "NPY_SEQ" else dataset,
                     "declared_shape": declared["shape"],
-                    "file_shape": _file_shape(_local_path(location, run_dir, root_map), fixtures,
-                                              resource["spec"], dataset),
+                    "file_shape": _file_shape(
+                        _local_path(location, run_dir, root_map), fixtures, resource["spec"], dataset
+                    ),
                 }
         elif name == "resource":
             resources[doc["uid"]] = doc
@@ -97,13 +98,20 @@ def summarize_runs(
             run["streams"][stream] = max(event_rows[stream], datum_rows[stream])
             key = stream_resource["data_key"]
             dataset = stream_resource["parameters"].get("dataset")
-            run["external_keys"].setdefault(key, {
-                "stream": stream, "via": "stream_resource", "mimetype": stream_resource["mimetype"],
-                "uri": stream_resource["uri"], "dataset": dataset,
-                "declared_shape": descriptor["data_keys"][key]["shape"],
-                "file_shape": _file_shape(_local_path(stream_resource["uri"], run_dir, root_map),
-                                          fixtures, "HDF5", dataset),
-            })
+            run["external_keys"].setdefault(
+                key,
+                {
+                    "stream": stream,
+                    "via": "stream_resource",
+                    "mimetype": stream_resource["mimetype"],
+                    "uri": stream_resource["uri"],
+                    "dataset": dataset,
+                    "declared_shape": descriptor["data_keys"][key]["shape"],
+                    "file_shape": _file_shape(
+                        _local_path(stream_resource["uri"], run_dir, root_map), fixtures, "HDF5", dataset
+                    ),
+                },
+            )
     return runs
 
 

@@ -20,11 +20,10 @@ import h5py
 import numpy as np
 from bluesky.preprocessors import SupplementalData
 from bluesky.run_engine import RunEngine
+from fixture_io import Docs, capture
 from ophyd.sim import SynAxis, SynGauss, SynSignal, SynSignalWithRegistry
 from ophyd_async import sim
 from ophyd_async.core import StaticFilenameProvider, StaticPathProvider, TriggerInfo, init_devices
-
-from fixture_io import Docs, capture
 
 __all__ = ["Lab", "compose_legacy_ad_hdf5"]
 
@@ -54,8 +53,15 @@ class Lab:
     def count_scalars(self, num: int = 3) -> Docs:
         """A short `count` of det and a seeded noisy detector (the base of most derived fixtures)."""
         noisy = SynGauss(
-            "noisy_det", self.motor, "motor", center=0, Imax=1, sigma=1,
-            noise="uniform", noise_multiplier=0.1, random_state=np.random.RandomState(7),
+            "noisy_det",
+            self.motor,
+            "motor",
+            center=0,
+            Imax=1,
+            sigma=1,
+            noise="uniform",
+            noise_multiplier=0.1,
+            random_state=np.random.RandomState(7),
         )
         self.motor.set(0.5)
         return self.run(bp.count([self.det, noisy], num=num))
@@ -70,9 +76,7 @@ class Lab:
     def count_array20(self, num: int = 3) -> Docs:
         """An internal (non-external) array data key of shape [20]: more than 16 elements."""
         counter = itertools.count()
-        spectrum = SynSignal(
-            func=lambda: np.linspace(0.0, 1.0, 20) * (1 + next(counter)), name="spectrum"
-        )
+        spectrum = SynSignal(func=lambda: np.linspace(0.0, 1.0, 20) * (1 + next(counter)), name="spectrum")
         return self.run(bp.count([self.det, spectrum], num=num))
 
     def count_nan_inf(self) -> Docs:
@@ -135,28 +139,46 @@ def compose_legacy_ad_hdf5(path: Path, resource_path: str, frames: int = 4) -> D
         f.create_dataset("/entry/data/data", data=images, track_times=False)
     run = event_model.compose_run(metadata={"plan_name": "count", "detectors": ["cam"], "num_points": frames})
     data_keys = {
-        "cam_image": {"source": "PV:XF:99ID-CAM:1", "dtype": "array", "dtype_numpy": "<u2",
-                      "shape": [8, 10], "external": "FILESTORE:", "object_name": "cam"},
-        "cam_stats_total": {"source": "PV:XF:99ID-CAM:Stats1:Total", "dtype": "number",
-                            "shape": [], "object_name": "cam"},
+        "cam_image": {
+            "source": "PV:XF:99ID-CAM:1",
+            "dtype": "array",
+            "dtype_numpy": "<u2",
+            "shape": [8, 10],
+            "external": "FILESTORE:",
+            "object_name": "cam",
+        },
+        "cam_stats_total": {
+            "source": "PV:XF:99ID-CAM:Stats1:Total",
+            "dtype": "number",
+            "shape": [],
+            "object_name": "cam",
+        },
     }
     descriptor = run.compose_descriptor(
-        name="primary", data_keys=data_keys, object_keys={"cam": list(data_keys)},
+        name="primary",
+        data_keys=data_keys,
+        object_keys={"cam": list(data_keys)},
         hints={"cam": {"fields": ["cam_stats_total"]}},
     )
     resource = run.compose_resource(
-        spec="AD_HDF5_SWMR_STREAM", root="", resource_path=resource_path,
+        spec="AD_HDF5_SWMR_STREAM",
+        root="",
+        resource_path=resource_path,
         resource_kwargs={"frame_per_point": 1, "dataset": "/entry/data/data"},
     )
-    docs: Docs = [("start", run.start_doc), ("descriptor", descriptor.descriptor_doc),
-                  ("resource", resource.resource_doc)]
+    docs: Docs = [
+        ("start", run.start_doc),
+        ("descriptor", descriptor.descriptor_doc),
+        ("resource", resource.resource_doc),
+    ]
     for index in range(frames):
         datum = resource.compose_datum(datum_kwargs={"frame": index})
         docs.append(("datum", datum))
         total = int(images[index].sum())
         event = descriptor.compose_event(
             data={"cam_image": datum["datum_id"], "cam_stats_total": total},
-            timestamps={"cam_image": 0.0, "cam_stats_total": 0.0}, filled={"cam_image": False},
+            timestamps={"cam_image": 0.0, "cam_stats_total": 0.0},
+            filled={"cam_image": False},
         )
         event["timestamps"] = {key: event["time"] for key in event["data"]}
         docs.append(("event", event))

@@ -100,15 +100,24 @@ def second_start(docs: Docs, other: Docs) -> Variant:
     """
     cut = _index(docs, "event", 1)
     merged = docs[:cut] + other + docs[cut:]
-    return Variant(_lines(merged), cut + 1, "second start", runs=2,
-                   note="run B's start comes before run A's stop (interleaved runs are refused)")
+    return Variant(
+        _lines(merged),
+        cut + 1,
+        "second start",
+        runs=2,
+        note="run B's start comes before run A's stop (interleaved runs are refused)",
+    )
 
 
 def stop_for_another_run(docs: Docs, other: Docs) -> Variant:
     i = _index(docs, "stop")
     bad = _edit(docs, i, lambda d: d.update(run_start=other[0][1]["uid"]))
-    return Variant(_lines(bad), i + 1, "stop is for another run",
-                   note="stop.run_start is the uid of another run (not in this file)")
+    return Variant(
+        _lines(bad),
+        i + 1,
+        "stop is for another run",
+        note="stop.run_start is the uid of another run (not in this file)",
+    )
 
 
 def data_keys_mismatch(docs: Docs, _: Docs) -> Variant:
@@ -118,8 +127,9 @@ def data_keys_mismatch(docs: Docs, _: Docs) -> Variant:
         doc["data"]["bogus"] = doc["data"].pop("noisy_det")
         doc["timestamps"]["bogus"] = doc["timestamps"].pop("noisy_det")
 
-    return Variant(_lines(_edit(docs, i, change)), i + 1, "data keys",
-                   note="the second event has 'bogus' instead of 'noisy_det'")
+    return Variant(
+        _lines(_edit(docs, i, change)), i + 1, "data keys", note="the second event has 'bogus' instead of 'noisy_det'"
+    )
 
 
 def seq_num_not_increasing(docs: Docs, _: Docs) -> Variant:
@@ -162,8 +172,12 @@ def unknown_datum(docs: Docs, key: str) -> Variant:
     """A legacy external key whose Resource and Datums are gone: the event holds a dangling datum id."""
     kept = [(n, d) for n, d in docs if n not in ("resource", "datum")]
     i = _index(kept, "event")
-    return Variant(_lines(kept), i + 1, "unknown datum",
-                   note=f"'{key}' is external (FILESTORE) but no resource/datum documents are present")
+    return Variant(
+        _lines(kept),
+        i + 1,
+        "unknown datum",
+        note=f"'{key}' is external (FILESTORE) but no resource/datum documents are present",
+    )
 
 
 def unknown_stream_resource(docs: Docs) -> Variant:
@@ -175,12 +189,19 @@ def unknown_stream_resource(docs: Docs) -> Variant:
 def missing_stream_resource(docs: Docs, key: str) -> Variant:
     """An external STREAM: key with neither its StreamResource nor its StreamDatums."""
     sres = {d["uid"] for n, d in docs if n == "stream_resource" and d["data_key"] == key}
-    kept = [(n, d) for n, d in docs
-            if not (n == "stream_resource" and d["uid"] in sres)
-            and not (n == "stream_datum" and d["stream_resource"] in sres)]
+    kept = [
+        (n, d)
+        for n, d in docs
+        if not (n == "stream_resource" and d["uid"] in sres)
+        and not (n == "stream_datum" and d["stream_resource"] in sres)
+    ]
     i = _index(kept, "descriptor")
-    return Variant(_lines(kept), i + 1, "has no stream_resource",
-                   note=f"'{key}' is external (STREAM:) but has no stream_resource; reported at its descriptor")
+    return Variant(
+        _lines(kept),
+        i + 1,
+        "has no stream_resource",
+        note=f"'{key}' is external (STREAM:) but has no stream_resource; reported at its descriptor",
+    )
 
 
 def without_stop(docs: Docs) -> Variant:
@@ -190,8 +211,13 @@ def without_stop(docs: Docs) -> Variant:
 def truncated_tail(docs: Docs) -> Variant:
     lines = _lines(docs)
     lines[-1] = lines[-1][: len(lines[-1]) // 2]
-    return Variant(lines, len(lines), "truncated", final_newline=False,
-                   note="the stop line is cut in the middle, no trailing newline")
+    return Variant(
+        lines,
+        len(lines),
+        "truncated",
+        final_newline=False,
+        note="the stop line is cut in the middle, no trailing newline",
+    )
 
 
 def point_stream_resources(docs: Docs, uri: str) -> Docs:

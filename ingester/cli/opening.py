@@ -1,0 +1,49 @@
+"""Opening what a command works on — the ledger and the target — or exiting 2 with one line saying why.
+
+Shared by `ingest-dir`, `retry`, `status` and `watch`. The line names the target without any secret
+and never holds the API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ingester.config import Settings, ledger_url, target_key
+from ingester.problems import TargetUnavailable
+
+__all__ = ["fail", "open_ledger", "open_target"]
+
+
+def fail(message: str) -> typer.Exit:
+    """Say `error: message` on stderr; the exit (code 2) for the caller to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def open_ledger(settings: Settings, command: str) -> Any:
+    """The ledger (a context manager closing it), or exit 2."""
+    from ingester.ledger.store import Ledger
+
+    try:
+        return Ledger.open(ledger_url(settings), target_key(settings), command=command)
+    except Exception as err:
+        raise fail(f"cannot open the ledger: {type(err).__name__}: {err}") from None
+
+
+def open_target(settings: Settings, readable_roots: Iterable[Path]) -> Any:
+    """The target (a context manager closing it): the Tiled server, or the embedded catalog; or exit 2."""
+    from ingester.target.targets import open_target as open_it
+
+    try:
+        return open_it(
+            tiled_uri=settings.tiled_uri,
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            catalog_dir=settings.catalog,
+            readable_roots=readable_roots,
+        )
+    except TargetUnavailable as err:
+        raise fail(str(err)) from None

@@ -1,0 +1,91 @@
+"""Options shared by the commands, and building the settings from them (at the edge, once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = [
+    "PathsArg",
+    "DataRootOpt",
+    "RootMapOpt",
+    "ServerPathOpt",
+    "CatalogOpt",
+    "TiledUriOpt",
+    "ConfigOpt",
+    "LedgerOpt",
+    "JobsOpt",
+    "DryRunOpt",
+    "IncompleteOpt",
+    "ReplaceOpt",
+    "ReportOpt",
+    "LeaseOpt",
+    "ProcessesOpt",
+    "ParallelOpt",
+    "build_settings",
+]
+
+PathsArg = Annotated[list[Path], typer.Argument(help="Run files or directories (searched recursively).")]
+
+DataRootOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--data-root", help="Where relative external paths are looked up (repeatable, in order)."),
+]
+RootMapOpt = Annotated[
+    list[str] | None, typer.Option("--root-map", help="OLD=NEW: external paths under OLD are found under NEW.")
+]
+ServerPathOpt = Annotated[
+    list[str] | None, typer.Option("--server-path", help="LOCAL=SERVER: register files as the Tiled server sees them.")
+]
+CatalogOpt = Annotated[
+    Path | None, typer.Option("--catalog", help="Embedded catalog folder [default: ./ingester-catalog].")
+]
+TiledUriOpt = Annotated[
+    str | None, typer.Option("--tiled-uri", help="Write to this Tiled server (API key from TILED_API_KEY).")
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file [default: ./ingester.toml].")]
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option("--ledger", help="Ledger database URL (sqlite:///..., postgresql://...) [default: in the catalog]."),
+]
+JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", help="Files processed at once [default: cores].")]
+
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate and resolve everything; write nothing.")]
+IncompleteOpt = Annotated[
+    bool | None, typer.Option("--include-incomplete", help="Also ingest runs without a stop (marked as such).")
+]
+ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Replace a run already in Tiled with different content.")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a JSON report, one entry per file.")]
+LeaseOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lease",
+        min=0.1,
+        help="Seconds a claim lasts unless renewed; a dead worker's claims expire after it [default: 60].",
+    ),
+]
+ProcessesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--processes", min=0, help="Writer processes into the embedded catalog [default: 0, one a core for many files]."
+    ),
+]
+ParallelOpt = Annotated[
+    bool | None,
+    typer.Option("--parallel-writes/--serial-writes", help="Write runs concurrently (only for Tiled on PostgreSQL)."),
+]
+
+
+def build_settings(config: Path | None, **flags):
+    from ingester.config import load_settings, parse_mapping
+
+    try:
+        for name, flag in (("root_map", "--root-map"), ("server_paths", "--server-path")):
+            if flags.get(name):
+                flags[name] = [parse_mapping(v, flag) for v in flags[name]]
+        return load_settings(config, **flags)
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,42 @@
+"""`ingester serve`: the embedded catalog over HTTP, for any Tiled client."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ingester.cli.options import CatalogOpt, ConfigOpt, DataRootOpt, build_settings
+from ingester.config import readable_roots
+
+__all__ = ["serve"]
+
+
+def serve(
+    catalog: CatalogOpt = None,
+    port: Annotated[int, typer.Option("--port", help="TCP port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
+    data_root: DataRootOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the embedded catalog with Tiled, for any Tiled client (bluesky-tiled-plugins' included).
+
+    Anyone may read; writing needs the API key from TILED_API_KEY (without it the catalog is read-only).
+    Registered files are read from the data roots and the folders earlier ingests used.
+    """
+    from ingester.target.layout import CatalogLayout
+    from ingester.target.serve import serve_catalog
+
+    settings = build_settings(config, catalog=catalog, data_roots=data_root)
+    layout = CatalogLayout(settings.catalog.absolute())
+    if not layout.exists():
+        typer.echo(f"error: no catalog in {layout.root} (run `ingester ingest-dir` first)", err=True)
+        raise typer.Exit(2)
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    roots = readable_roots(settings)
+    typer.echo(f"serving {layout.root} at http://{host}:{port} ({'read/write' if api_key else 'read-only'})", err=True)
+    try:
+        serve_catalog(layout.root, port, host=host, readable_roots=roots, api_key=api_key, log_level="warning")
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,41 @@
+"""`ingester status`: the ledger in short, by status, and the workers it knows."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ingester.cli.opening import open_ledger
+from ingester.cli.options import CatalogOpt, ConfigOpt, LedgerOpt, TiledUriOpt, build_settings
+
+__all__ = ["status"]
+
+
+def status(
+    catalog: CatalogOpt = None,
+    tiled_uri: TiledUriOpt = None,
+    ledger: LedgerOpt = None,
+    failed: Annotated[bool, typer.Option("--failed", help="List each refused or failed file with its reason.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """The ledger in short: files by status, the workers and when they were last seen."""
+    from ingester.config import target_key
+    from ingester.status import RETRYABLE
+
+    settings = build_settings(config, catalog=catalog, tiled_uri=tiled_uri, ledger=ledger)
+    with open_ledger(settings, "status") as book:
+        counts = book.summary()
+        typer.echo(f"ledger for {target_key(settings)}")
+        for name, count in sorted(counts.items()):
+            typer.echo(f"  {name:<16} {count:>8}")
+        typer.echo(f"  {'total':<16} {sum(counts.values()):>8}")
+        for worker in book.workers():
+            scanned = worker.last_scan.isoformat(timespec="seconds") if worker.last_scan else "never"
+            typer.echo(
+                f"worker {worker.worker_id} ({worker.command}): last seen {worker.heartbeat.isoformat(timespec='seconds')}, "
+                f"last scan {scanned}, {worker.state}"
+            )
+        if failed:
+            for record in book.files(list(RETRYABLE)):
+                typer.echo(f"{record.path}:{record.line or 0}: {record.status}: {record.reason}")

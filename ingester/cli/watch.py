@@ -1,0 +1,147 @@
+"""`ingester watch`: the long-running ingester of a spool folder (local or NFS).
+
+Joins the watcher (which knows nothing of Tiled) to the batch's per-file processing (which knows
+nothing of watching): each file the watcher finds ready is processed as `ingest-dir` would, and
+recorded in the same ledger, so a restart re-ingests nothing. SIGINT/SIGTERM let the file in hand
+finish, then exit 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ingester.cli.opening import fail, open_ledger, open_target
+from ingester.cli.options import (
+    CatalogOpt,
+    ConfigOpt,
+    DataRootOpt,
+    IncompleteOpt,
+    JobsOpt,
+    LeaseOpt,
+    LedgerOpt,
+    ParallelOpt,
+    PathsArg,
+    RootMapOpt,
+    ServerPathOpt,
+    TiledUriOpt,
+    build_settings,
+)
+from ingester.config import Settings, readable_roots
+from ingester.status import Outcome
+
+if TYPE_CHECKING:
+    from ingester.watch.watcher import WatchOptions
+
+__all__ = ["watch"]
+
+Seconds = float
+
+
+def watch(  # noqa: PLR0913 - one parameter a command-line option
+    paths: PathsArg,
+    catalog: CatalogOpt = None,
+    tiled_uri: TiledUriOpt = None,
+    data_root: DataRootOpt = None,
+    root_map: RootMapOpt = None,
+    server_path: ServerPathOpt = None,
+    ledger: LedgerOpt = None,
+    jobs: JobsOpt = None,
+    include_incomplete: IncompleteOpt = None,
+    parallel_writes: ParallelOpt = None,
+    poll: Annotated[
+        bool | None,
+        typer.Option(
+            "--poll/--no-poll", help="Force the polling observer (NFS...) or inotify [default: from the mount type]."
+        ),
+    ] = None,
+    poll_interval: Annotated[Seconds, typer.Option("--poll-interval", help="Seconds between polls.")] = 5.0,
+    settle: Annotated[Seconds, typer.Option("--settle", help="Seconds a finished file must stay unchanged.")] = 2.0,
+    rescan_interval: Annotated[
+        Seconds, typer.Option("--rescan-interval", help="Seconds between full rescans (the safety net).")
+    ] = 600.0,
+    incomplete_after: Annotated[
+        Seconds, typer.Option("--incomplete-after", help="Report a run without stop after this many seconds.")
+    ] = 86400.0,
+    retry_base: Annotated[
+        Seconds, typer.Option("--retry-after", help="First retry of a failed file (doubling, up to an hour).")
+    ] = 30.0,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log one JSON object a line.")] = False,
+    lease: LeaseOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Follow PATHS and ingest each run as soon as it is complete; runs until SIGINT/SIGTERM."""
+    from ingester.cli.signals import install_signal_handlers
+    from ingester.logs import setup_logging
+    from ingester.watch.watcher import WatchOptions
+
+    stop = threading.Event()
+    restore = install_signal_handlers(stop)  # first: a SIGTERM during start-up is a clean exit too
+    try:
+        setup_logging(json=log_json)
+        settings = build_settings(
+            config, catalog=catalog, tiled_uri=tiled_uri, data_roots=data_root, root_map=root_map,
+            server_paths=server_path, ledger=ledger, jobs=jobs, include_incomplete=include_incomplete,
+            parallel_writes=parallel_writes, lease=lease,
+        )  # fmt: skip
+        folders = [p for p in paths if p.is_dir()]
+        if len(folders) != len(paths):
+            raise fail(f"not a folder: {', '.join(str(p) for p in paths if not p.is_dir())}")
+        options = WatchOptions(
+            settle=settle, poll=poll, poll_interval=poll_interval, rescan_interval=rescan_interval,
+            incomplete_after=incomplete_after, retry_base=retry_base, recheck_claimed=settings.lease / 3,
+        )  # fmt: skip
+        _watch(folders, settings, options, stop)
+    finally:
+        restore()
+
+
+def _watch(folders: list[Path], settings: Settings, options: WatchOptions, stop: threading.Event) -> None:
+    """Open the ledger and the target, then hand every ready file to one `FileIngester` until `stop`."""
+    from ingester.ingest.files import BatchOptions, FileIngester
+    from ingester.logs import logger
+    from ingester.watch.watcher import SpoolWatcher
+
+    with open_ledger(settings, "watch") as book, open_target(settings, readable_roots(settings, folders)) as target:
+        # The watcher's own heartbeat (every 10 s) says this worker is alive; the keeper renews its claims.
+        ingester = FileIngester(target.writer_root, book, settings, BatchOptions(), heartbeat=False, retry_failed=True)
+
+        def on_incomplete(path: Path) -> None:
+            logger.warning("{}: no stop document after {:.0f} s: the run is incomplete", path, options.incomplete_after)
+
+        with ingester:
+            try:
+                watcher = SpoolWatcher(
+                    folders, on_ready=functools.partial(_on_ready, ingester), on_incomplete=on_incomplete,
+                    on_heartbeat=book.heartbeat, options=options,
+                )  # fmt: skip
+                logger.info("watching {} -> {}", ", ".join(map(str, folders)), target.description)
+                watcher.run(stop)
+            except Exception as err:
+                logger.error("watch stopped: {}: {}", type(err).__name__, err)
+                raise typer.Exit(1) from None
+    logger.info("stopped")
+
+
+def _on_ready(ingester, path: Path) -> str:
+    """One ready file through the ingester; its status for the watcher, its problems to the log."""
+    from ingester.logs import logger
+
+    outcome = ingester.process(path)
+    for run in outcome.runs:
+        for problem in run.problems[:5]:
+            logger.warning("{}", problem)
+    if outcome.status not in (Outcome.UNCHANGED, Outcome.CLAIMED_ELSEWHERE):
+        logger.info(
+            "{} {} ({} runs, {} events, {:.2f} s)",
+            outcome.status,
+            path,
+            len(outcome.runs),
+            outcome.events,
+            outcome.seconds,
+        )
+    return outcome.status

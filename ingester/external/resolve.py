@@ -1,0 +1,169 @@
+"""Resolve every external location of a normalized run to a checked local and server URI.
+
+For each `ExternalSource`, resolve takes the location exactly as the run file wrote it and:
+
+- resolves a relative location (no scheme, `file:` with a relative path, a legacy Resource with an
+  empty or relative root) against the data roots in order: the first root under which every
+  file the source references exists wins. With no data root configured, the directory of the run
+  file is the data root;
+- rewrites an absolute location by the root map (OLD=NEW, a component-wise path prefix; the longest
+  matching OLD wins), as databroker's root_map did at read time;
+- refuses, with an `IngestError` naming the source document and the path, a file that does not
+  exist or whose real path (symlinks and `..` followed) lies outside every data root and root-map
+  target;
+- maps the local path to the path the Tiled server sees (server_paths LOCAL=SERVER, component-wise).
+
+The files a source references are enumerated by bluesky-tiled-plugins' consolidators, grouped per
+(stream, data key) as TiledWriter groups them, so multi-file sequences (TIFF, NPY, ...) are checked
+file by file without re-implementing their templates.
+
+Resolve returns a new run and never modifies the one it is given; a source's `doc` (its `uri` as
+written) is left as normalize made it, the resolved locations are `local_uri` and `server_uri`.
+It never writes to Tiled and never reads file contents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+from urllib.parse import urlparse
+
+from ingester.config import PathRules
+from ingester.external.consolidate import consolidate, source_groups, source_problem
+from ingester.runs import ExternalSource, NormalizedRun
+
+__all__ = ["PathRules", "resolve_external_paths"]
+
+# A URI scheme; two characters at least, so that a Windows drive letter is not one.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+class _Refusal(Exception):
+    """A reason to refuse one source; turned into an `IngestError` with the source's place."""
+
+
+def resolve_external_paths(run: NormalizedRun, rules: PathRules) -> NormalizedRun:
+    """Return `run` with `local_uri` and `server_uri` set on every external source.
+
+    Raises `IngestError` for the first source that cannot be resolved, before anything is written.
+    """
+    roots = tuple(os.path.abspath(root) for root in (rules.data_roots or (run.path.parent,)))
+    allowed = [os.path.realpath(root) for root in roots]
+    allowed += [os.path.realpath(new) for _, new in rules.root_map]
+    referenced = _referenced_files(run)
+    external: dict[str, ExternalSource] = {}
+    for uid, source in run.external.items():
+        try:
+            local = _resolve_source(source, referenced[uid], roots, allowed, rules.root_map)
+        except _Refusal as refusal:
+            raise source_problem(run, source, str(refusal)) from None
+        local_uri = _file_uri(local)
+        server_uri = _file_uri(_keep_slash(local, _rewrite(local, rules.server_paths)))
+        external[uid] = dataclasses.replace(
+            source,
+            stream_datums=list(source.stream_datums),
+            local_uri=local_uri,
+            server_uri=server_uri,
+        )
+    return dataclasses.replace(run, external=external)
+
+
+def _referenced_files(run: NormalizedRun) -> dict[str, list[str]]:
+    """For each source uid, the locations (unresolved, as written) of the files it references.
+
+    Sources of one (stream, data key) share a consolidator, as in TiledWriter, so a later
+    source's file indices continue from the earlier ones. A source no StreamDatum references
+    gets no node and references no file.
+    """
+    files: dict[str, list[str]] = {uid: [] for uid in run.external}
+    for (stream, _), sources in source_groups(run).items():
+        descriptor = run.streams[stream].descriptor
+        consolidator, before = consolidate(
+            run, sources, descriptor, lambda source: source.original_location, "cannot enumerate the external files"
+        )
+        assets = consolidator.assets
+        for source, start, stop in zip(sources, before, [*before[1:], len(assets)], strict=True):
+            files[source.doc["uid"]] = [asset.data_uri for asset in assets[start:stop]]
+    return files
+
+
+def _resolve_source(
+    source: ExternalSource,
+    files: list[str],
+    roots: tuple[str, ...],
+    allowed: list[str],
+    root_map: tuple[tuple[str, str], ...],
+) -> str:
+    """The local path of the source's location, once every file it references has been checked."""
+    locations = [source.original_location, *files]
+    paths = [_path_of(location) for location in locations]
+    trials: Iterable[str | None] = roots if any(not p.startswith("/") for p in paths) else (None,)
+    first_fault: str | None = None
+    for root in trials:
+        placed = [_place(path, root, root_map) for path in paths]
+        escaping = [p for p in placed if not _inside(os.path.realpath(p), allowed)]
+        missing = [p for p in placed[1:] if not os.path.exists(p)]
+        if not escaping and not missing:
+            return placed[0]
+        if first_fault is None:
+            if escaping:
+                real = os.path.realpath(escaping[0])
+                via = f" (a symlink to {real})" if real != escaping[0] else ""
+                first_fault = f"external path escapes the data roots: {escaping[0]}{via}"
+            else:
+                first_fault = f"external file does not exist: {missing[0]}"
+                if root is not None and len(roots) > 1:
+                    first_fault += f" (nor under the other data roots {', '.join(roots[1:])})"
+    raise _Refusal(first_fault)
+
+
+def _path_of(location: str) -> str:
+    """The path a location names: the path of a `file:` URI, or the location itself."""
+    if not _SCHEME.match(location):
+        return location
+    parsed = urlparse(location)
+    if parsed.scheme != "file":
+        raise _Refusal(f"unsupported URI scheme {parsed.scheme!r}: {location}")
+    if parsed.netloc not in ("", "localhost"):
+        raise _Refusal(f"external URI names another host ({parsed.netloc}): {location}")
+    return parsed.path
+
+
+def _place(path: str, root: str | None, root_map: tuple[tuple[str, str], ...]) -> str:
+    """An absolute, normalized local path: relative ones under `root`, absolute ones root-mapped."""
+    if path.startswith("/"):
+        placed = _rewrite(path, root_map)
+    else:
+        placed = os.path.join(root or "", path)
+    return _keep_slash(path, os.path.normpath(placed))
+
+
+def _rewrite(path: str, prefixes: tuple[tuple[str, str], ...]) -> str:
+    """`path` with the longest matching OLD prefix (whole components) replaced by NEW."""
+    parts = PurePosixPath(path).parts
+    best: tuple[int, str] | None = None
+    for old, new in prefixes:
+        old_parts = PurePosixPath(old).parts
+        if parts[: len(old_parts)] == old_parts and (best is None or len(old_parts) > best[0]):
+            best = (len(old_parts), new)
+    if best is None:
+        return path
+    return str(PurePosixPath(best[1], *parts[best[0] :]))
+
+
+def _keep_slash(original: str, path: str) -> str:
+    """Re-attach a trailing `/` (a directory URI that templates append to) lost by normalizing."""
+    return path + "/" if original.endswith("/") and not path.endswith("/") else path
+
+
+def _inside(real_path: str, real_roots: list[str]) -> bool:
+    path = PurePosixPath(real_path)
+    return any(path.is_relative_to(root) for root in real_roots)
+
+
+def _file_uri(path: str) -> str:
+    # The form tiled.utils.ensure_uri gives an absolute path, read back by tiled.utils.path_from_uri.
+    return f"file://localhost{path}"

@@ -1,0 +1,164 @@
+"""The pipeline that joins the stages for one run file: read → validate → normalize → resolve → plan → write.
+
+Short on purpose: every decision lives in its stage. A run is written only when the whole file
+has been read and the run is complete and valid, and only after every external file it names has
+been found inside the allowed roots and checked (its node planned) — so a refused run leaves
+nothing in Tiled. The file is read once (`ingester.read.single_pass`): its runs' event rows wait
+in a spool (bounded memory, spilled to a temporary file beyond it) until they are written. What to
+do with a run already in Tiled is decided here: the same run is already present, another is a
+conflict (or replaced), and a writer process that may not touch it (`defer_existing`) defers it.
+Nothing here parses arguments, prints or records anything in the ledger.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from ingester import __version__
+from ingester.config import PathRules
+from ingester.external.plan import plan_external_nodes
+from ingester.external.resolve import resolve_external_paths
+from ingester.ingest.guards import WriteGuards
+from ingester.ingest.outcomes import RunOutcome
+from ingester.problems import IngestError, Problem, WriteFailed
+from ingester.read.reports import FileReport, RunReport
+from ingester.read.single_pass import FilePass, read_once
+from ingester.read.spool import RowSpool
+from ingester.runs import NormalizedRun
+from ingester.status import Outcome, Verdict
+from ingester.write.existing import content_summary, differences
+from ingester.write.layout import stream_metadata
+
+__all__ = ["RunIngester", "file_digest"]
+
+
+def file_digest(path: Path) -> str:
+    """The content hash recorded in the run's provenance (and the ledger)."""
+    with open(path, "rb") as fh:
+        return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+class RunIngester:
+    """Ingests the runs of one file at a time into `client` (a tiled container, or the embedded
+    catalog's `EmbeddedNode`; None for a dry run). One outcome per run.
+
+    `guards`: held while a run is written (one writer at a time to SQLite, one writer per uid).
+    `replace`: a run already in Tiled with other content is replaced instead of refused as a conflict.
+    `defer_existing`: a run whose uid is in Tiled already is left alone (`deferred`), leftover or not.
+    """
+
+    def __init__(
+        self, client: Any, rules: PathRules, *, include_incomplete: bool = False, dry_run: bool = False,
+        replace: bool = False, defer_existing: bool = False, guards: WriteGuards | None = None,
+    ):  # fmt: skip
+        self.client = client
+        self.rules = rules
+        self.include_incomplete = include_incomplete
+        self.dry_run = dry_run
+        self.replace = replace
+        self.defer_existing = defer_existing
+        self.guards = guards
+
+    def ingest(self, path: Path, *, digest: str | None = None, report: FileReport | None = None) -> list[RunOutcome]:
+        """Validate (unless `report` is given), normalize, resolve and write every run of `path`.
+        `digest`: the file's content hash if the caller has it."""
+        with RowSpool() as spool:
+            found = read_once(path, spool, report=report, build_rows=not self.dry_run)
+            report = found.report
+            if report.problems:  # the file itself cannot be read through: refuse all of it
+                return [_refused(path, run, report.problems) for run in report.runs if run.uid] or [
+                    _refused(path, None, report.problems)
+                ]
+            digest_of = functools.cache(lambda: digest or file_digest(path))
+            return [self._ingest_run(path, run, found, spool, digest_of) for run in report.runs]
+
+    def _ingest_run(
+        self, path: Path, run: RunReport, found: FilePass, spool: RowSpool, digest: Callable[[], str]
+    ) -> RunOutcome:
+        if run.status == Verdict.INVALID:
+            return _refused(path, run, run.problems)
+        events = sum(run.streams.values())
+        if run.status == Verdict.INCOMPLETE and not self.include_incomplete:
+            reason = found.report.truncated.reason if found.report.truncated else "run has no stop document"
+            return RunOutcome(path, run.uid, Outcome.INCOMPLETE, reason, run.line, events=events)
+        started = time.perf_counter()
+        try:
+            if run.uid in found.failed:
+                raise found.failed[run.uid]
+            resolved = resolve_external_paths(found.normalized[run.uid], self.rules)
+            if self.dry_run:
+                return RunOutcome(path, run.uid, Outcome.VALID, events=events)
+            streams = {name: stream_metadata(info) for name, info in resolved.streams.items()}
+            plans = plan_external_nodes(resolved, streams)  # reads the files: refuse before anything is written
+            provenance = _provenance(path, run, found, resolved, digest())
+            with self.guards.writing(run.uid, path) if self.guards else nullcontext():
+                outcome = self._write(path, run, resolved, spool, plans, provenance)
+        except WriteFailed as err:
+            return _refused(path, run, [err.problem], status=Outcome.FAILED)
+        except IngestError as err:
+            return _refused(path, run, [err.problem])
+        except Exception as err:  # Tiled down, a file vanished mid-write...: the writer cleaned up
+            problem = Problem(str(path), run.line, f"write failed: {type(err).__name__}: {err}", "start", run.uid)
+            return _refused(path, run, [problem], status=Outcome.FAILED)
+        finally:
+            spool.discard(run.uid)
+        outcome.events, outcome.seconds = events, time.perf_counter() - started
+        return outcome
+
+    def _write(
+        self, path: Path, run: RunReport, resolved: NormalizedRun, spool: RowSpool, plans: list, provenance: dict
+    ) -> RunOutcome:
+        """Write the run; decide what a run already in Tiled means."""
+        from ingester.write.writer import RunAlreadyPresent, write_run
+
+        blocks = spool.blocks(run.uid)
+        write = functools.partial(write_run, self.client, resolved, blocks, provenance=provenance, plans=plans)
+        try:
+            write(replace_leftover=not self.defer_existing)
+            return RunOutcome(path, run.uid, Outcome.INGESTED)
+        except RunAlreadyPresent as present:
+            if self.defer_existing:  # its tables may be in another writer process's DuckDB file
+                return RunOutcome(path, run.uid, Outcome.DEFERRED, f"/{run.uid} is in the catalog already", run.line)
+            found_differences = differences(present.node, resolved)
+            if not found_differences:
+                return RunOutcome(path, run.uid, Outcome.ALREADY_PRESENT, "the same run is already in Tiled", run.line)
+            if not self.replace:
+                reason = (
+                    f"conflict: run {run.uid} is already in Tiled with other content ({'; '.join(found_differences)})"
+                )
+                return _refused(path, run, [Problem(str(path), run.line, reason, "start", run.uid)])
+            present.node.delete(recursive=True, external_only=False)
+        write()
+        return RunOutcome(path, run.uid, Outcome.INGESTED)
+
+
+def _provenance(path: Path, run: RunReport, found: FilePass, resolved: NormalizedRun, digest: str) -> dict:
+    """What the run's `_ingest` metadata says of where it came from."""
+    return {
+        "source": {"path": str(path.absolute()), "hash": digest, "size": path.stat().st_size,
+                   "format": found.report.format, "line": run.line},
+        "ingester": {"name": "bluesky-ingester", "version": __version__},
+        "incomplete": run.status == Verdict.INCOMPLETE,
+        **content_summary(resolved),
+    }  # fmt: skip
+
+
+def _refused(
+    path: Path, run: RunReport | None, problems: list[Problem], status: Outcome = Outcome.REFUSED
+) -> RunOutcome:
+    first = problems[0] if problems else None
+    return RunOutcome(
+        path=path,
+        uid=run.uid if run else None,
+        status=status,
+        reason=first.reason if first else None,
+        line=first.line if first else None,
+        problems=problems,
+        events=sum(run.streams.values()) if run else 0,
+    )

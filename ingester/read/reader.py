@@ -1,0 +1,273 @@
+"""Read stage: stream `Document(name, doc, line)` out of a run file, whatever its format.
+
+Formats are told apart by content, never by file name:
+
+- suitcase-jsonl: one `[name, doc]` array a line;
+- JSONL backups (TiledWriter, bluesky): one `{"name": ..., "doc": ...}` object a line;
+- a JSON array of either (bluesky's JSONWriter writes one element a line; a pretty-printed
+  array is read whole, as it cannot be streamed line by line);
+- any of these gzip-compressed (detected from the magic bytes).
+
+Line-oriented files are read one line at a time (memory does not grow with the file). `NaN`,
+`Infinity` and `-Infinity` are accepted the way Python's json module writes them. A last line that
+is cut short (no newline, does not parse) means the file is still being written: the stream ends and
+`truncated` says where, unless `strict` asks for it to be an error. This stage never validates
+documents against their schemas, and never modifies the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from ingester.problems import IngestError, Problem
+from ingester.read.jsonio import is_gzip, loads_lenient
+from ingester.runs import Document
+
+__all__ = ["DocumentStream", "read_documents"]
+
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+
+
+def read_documents(path: str | Path, *, strict: bool = False) -> DocumentStream:
+    """Return an iterable of the documents in `path` (see `DocumentStream`)."""
+    return DocumentStream(Path(path), strict=strict)
+
+
+class DocumentStream:
+    """Iterate once over the documents of one run file.
+
+    After iteration, `format` names the format found, `compressed` says whether it was gzip, and
+    `truncated` holds a `Problem` when the file ended in a half-written document (non-strict mode).
+    Faults raise `IngestError` carrying the file, the line and the reason.
+    """
+
+    def __init__(self, path: Path, *, strict: bool = False):
+        self.path = path
+        self.strict = strict
+        self.format: str | None = None
+        self.compressed = False
+        self.truncated: Problem | None = None
+        self.lines_read = 0
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _problem(self, line: int | None, reason: str) -> Problem:
+        return Problem(path=str(self.path), line=line, reason=reason)
+
+    def _fail(self, line: int | None, reason: str) -> IngestError:
+        return IngestError(self._problem(line, reason))
+
+    def _cut_short(self, line: int, reason: str) -> None:
+        """The file ends mid-document: an error when strict, otherwise the run is incomplete."""
+        if self.strict:
+            raise self._fail(line, f"truncated: {reason}")
+        self.truncated = self._problem(line, f"truncated: {reason} (file still being written?)")
+
+    # -- iteration ------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Document]:
+        try:
+            fh = self._open()
+        except OSError as err:
+            raise self._fail(None, f"cannot open: {err.strerror or err}") from None
+        with fh:
+            try:
+                yield from self._read(fh)
+            except EOFError:
+                self._cut_short(self.lines_read + 1, "compressed stream ends early")
+            except (gzip.BadGzipFile, zlib.error) as err:
+                raise self._fail(self.lines_read + 1, f"corrupt gzip data: {err}") from None
+            except OSError as err:
+                raise self._fail(self.lines_read + 1, f"read error: {err}") from None
+
+    def _open(self) -> IO[bytes]:
+        with open(self.path, "rb") as probe:
+            self.compressed = is_gzip(probe.read(2))
+        if self.compressed:
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb")  # noqa: SIM115 - closed by the caller's with-block
+
+    def _read(self, fh: IO[bytes]) -> Iterator[Document]:
+        lines = enumerate(fh, start=1)
+        for number, raw in lines:
+            self.lines_read = number
+            stripped = raw.strip()
+            if not stripped:
+                continue
+            if stripped[:1] == b"{":
+                self.format = "name-doc-jsonl"
+                yield self._document(self._parse(raw, number), number)
+                yield from self._read_lines(lines)
+            elif stripped[:1] == b"[":
+                yield from self._read_bracketed(fh, lines, raw, number)
+            else:
+                self._check_utf8(raw, number)
+                raise self._fail(number, "not a run file: expected a JSON array or object per line")
+            return
+        raise self._fail(1, "empty file: no documents")
+
+    def _read_bracketed(self, fh, lines, raw: bytes, number: int) -> Iterator[Document]:
+        """A first line starting with `[`: a suitcase `[name, doc]` line, or a JSON array."""
+        first = loads_lenient(raw)
+        if isinstance(first, list) and len(first) == 2 and isinstance(first[0], str):
+            self.format = "suitcase-jsonl"
+            yield self._document(first, number)
+            yield from self._read_lines(lines)
+            return
+        self.format = "json-array"
+        if isinstance(first, list):  # the whole array on one line
+            for item in first:
+                yield self._document(item, number)
+            return
+        body = raw.strip()[1:].strip()
+        if body.endswith(b","):
+            body = body[:-1]
+        if body:  # `[{...},` : one element a line, starting on the first line
+            yield from self._read_array_lines(lines, number, body)
+            return
+        for number, raw in lines:  # the first element decides: one a line, or pretty-printed
+            self.lines_read = number
+            element = raw.strip()
+            if not element:
+                continue
+            if element == b"]":
+                return
+            probe = element[:-1] if element.endswith(b",") else element
+            if loads_lenient(probe) is None:
+                yield from self._read_array_whole(fh, raw, number)
+                return
+            yield from self._read_array_lines(lines, number, probe)
+            return
+        self._cut_short(number + 1, "JSON array is not closed")
+
+    # -- line-oriented formats -------------------------------------------------------------------
+
+    def _read_lines(self, lines) -> Iterator[Document]:
+        loads, JSONDecodeError, document = _loads, _JSONDecodeError, self._document
+        for number, raw in lines:
+            self.lines_read = number
+            try:
+                item = loads(raw)
+            except JSONDecodeError:
+                if not raw.strip():
+                    continue
+                item = self._parse(raw, number)
+                if item is None:
+                    return
+            yield document(item, number)
+
+    def _read_array_lines(self, lines, number: int, first: bytes) -> Iterator[Document]:
+        """bluesky's JSONWriter: `[`, then one element a line followed by `,`, then `]`."""
+        item = self._parse(first, number)
+        if item is None:
+            return
+        yield self._document(item, number)
+        for number, raw in lines:
+            self.lines_read = number
+            element = raw.strip()
+            if not element:
+                continue
+            closing = element.endswith(b"]") and not element.startswith((b"[", b"{"))
+            if closing:
+                element = element[:-1].strip()
+                if not element:
+                    return
+            if element.endswith(b","):
+                element = element[:-1]
+            item = self._parse(element, number, complete=raw.endswith(b"\n") or closing)
+            if item is None:
+                return
+            yield self._document(item, number)
+            if closing:
+                return
+        self._cut_short(self.lines_read + 1, "JSON array is not closed")
+
+    def _parse(self, raw: bytes, number: int, complete: bool | None = None) -> Any:
+        """Parse one line; `None` when it is the half-written end of a file still being written."""
+        try:
+            return _loads(raw)
+        except _JSONDecodeError as err:
+            orjson_error = err
+        self._check_utf8(raw, number)
+        try:  # NaN / Infinity / -Infinity, as Python's json writes them
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            pass
+        if complete is None:
+            complete = raw.endswith(b"\n")
+        if not complete:
+            self._cut_short(number, "the last line is not a complete JSON value")
+            return None
+        raise self._fail(number, f"malformed JSON: {orjson_error}")
+
+    def _check_utf8(self, raw: bytes, number: int) -> None:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            bad = raw[err.start : err.start + 1].hex()
+            raise self._fail(number, f"not UTF-8: byte 0x{bad} at column {err.start + 1}") from None
+
+    # -- a pretty-printed JSON array -------------------------------------------------------------
+
+    def _read_array_whole(self, fh, first_element_line: bytes, number: int) -> Iterator[Document]:
+        """Read the rest of a multi-line array at once; elements keep the line they start on."""
+        data = first_element_line + fh.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = number + data.count(b"\n", 0, err.start)
+            raise self._fail(line, "not UTF-8: invalid byte sequence") from None
+        decoder = json.JSONDecoder()
+        pos, line, end = 0, number, len(text)
+        while True:
+            pos, line = _skip_whitespace(text, pos, line)
+            if pos >= end:
+                self._cut_short(line, "JSON array is not closed")
+                return
+            if text[pos] == "]":
+                return
+            try:
+                item, stop = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as err:
+                if err.pos >= end - 1 or text.find("]", err.pos) < 0:
+                    self._cut_short(line, "the last element is not complete")
+                    return
+                raise self._fail(line + text.count("\n", pos, err.pos), f"malformed JSON: {err.msg}") from None
+            self.lines_read = line
+            yield self._document(item, line)
+            pos, line = _skip_whitespace(text, stop, line + text.count("\n", pos, stop))
+            if pos < end and text[pos] == ",":
+                pos += 1
+            elif pos < end and text[pos] != "]":
+                raise self._fail(line, "malformed JSON array: expected ',' or ']'")
+
+    # -- one element ------------------------------------------------------------------------------
+
+    def _document(self, item: Any, number: int) -> Document:
+        if type(item) is list and len(item) == 2:
+            name, doc = item
+        elif type(item) is dict and "name" in item and "doc" in item:
+            name, doc = item["name"], item["doc"]
+        else:
+            raise self._fail(number, 'expected a [name, doc] pair or a {"name": ..., "doc": ...} object')
+        if type(name) is not str or type(doc) is not dict:
+            raise self._fail(number, "expected a document name (string) and a document (object)")
+        return Document(name, doc, number)
+
+
+def _skip_whitespace(text: str, pos: int, line: int) -> tuple[int, int]:
+    """The position of the next non-blank character from `pos`, and its line."""
+    end = len(text)
+    while pos < end and text[pos] in " \t\r\n":
+        if text[pos] == "\n":
+            line += 1
+        pos += 1
+    return pos, line
