@@ -35,6 +35,8 @@ class Outcome(StrEnum):
     """A dry run found it would be written."""
     DEFERRED = "deferred"
     """One of several writer processes left it to the last pass in one process."""
+    INTERRUPTED = "interrupted"
+    """Not (wholly) looked at: the pass was stopped (a signal, or the target went away) before it."""
 
 
 RECORDED = frozenset({Outcome.INGESTED, Outcome.ALREADY_PRESENT, Outcome.INCOMPLETE, Outcome.REFUSED, Outcome.FAILED})

@@ -102,7 +102,7 @@ if sys.argv[4:] == ['external']:  # what a run with external data needs, importe
     import bluesky_tiled_plugins.writing.consolidators, bluesky_tiled_plugins.writing.validator
 with open_remote(uri, os.environ['TILED_API_KEY']) as target:
     t0 = time.perf_counter()
-    outcomes = RunIngester(target.writer_root, PathRules(data_roots=(Path(root),))).ingest(path)
+    outcomes = RunIngester(target.writer_root, PathRules(data_roots=(Path(root),))).ingest(path).runs
 assert [o.status for o in outcomes] == ['ingested'], [o.to_dict() for o in outcomes]
 """
 

@@ -6,6 +6,7 @@ Rendering only: nothing here decides what happens to a file.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from ingester.ingest.outcomes import FileOutcome, Summary
 from ingester.logs import logger
-from ingester.status import RETRYABLE, Outcome
+from ingester.status import Outcome
 
 __all__ = ["BatchView", "write_report", "print_summary"]
 
@@ -61,7 +62,7 @@ class BatchView:
             task = self._progress.tasks[0]
             elapsed = task.elapsed or 1e-9
             self._progress.update(self._task, advance=1, runs=self.runs, rate=self.events / elapsed)
-        elif not self.quiet and outcome.status != Outcome.UNCHANGED:
+        elif not self.quiet and outcome.status not in (Outcome.UNCHANGED, Outcome.INTERRUPTED):
             logger.info("{} {} ({} runs, {:.2f} s)", outcome.status, outcome.path, len(outcome.runs), outcome.seconds)
 
     def close(self) -> None:
@@ -80,17 +81,14 @@ def print_summary(summary: Summary, *, stream: TextIO | None = None, dry_run: bo
     for status in sorted(set(files) | set(runs)):
         table.add_row(status, str(files.get(status, 0)), str(runs.get(status, 0)))
     console.print(table)
-    earlier = [
-        f
-        for f in summary.files
-        if f.status == Outcome.UNCHANGED and f.reason and any(status in f.reason for status in RETRYABLE)
-    ]
+    earlier = [f for f in summary.files if f.status == Outcome.UNCHANGED and f.still_wrong]
     if earlier:
         console.print(
             f"{len(earlier)} unchanged files were refused or failed before: `ingester retry` tries them again",
             markup=False,
             highlight=False,
         )
+    _print_stop(summary, console)
     rate = len(summary.files) / summary.seconds if summary.seconds else 0.0
     console.print(
         f"{len(summary.files)} files, {len(summary.runs)} runs in {summary.seconds:.1f} s "
@@ -98,6 +96,19 @@ def print_summary(summary: Summary, *, stream: TextIO | None = None, dry_run: bo
         markup=False,
         highlight=False,
     )
+
+
+def _print_stop(summary: Summary, console: Console) -> None:
+    """Why the pass ended early, and what was left (stderr: it is an error)."""
+    left = summary.counts[Outcome.INTERRUPTED]
+    if summary.signal is not None:
+        name = signal.Signals(summary.signal).name
+        message = f"stopped by {name}: {left} files not looked at (or only in part); run the command again to go on"
+    elif summary.target_down is not None:
+        message = f"error: target unreachable: {summary.target_down}; {left} files not looked at"
+    else:
+        return
+    Console(file=sys.stderr).print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def write_report(summary: Summary, path: Path) -> None:

@@ -7,6 +7,7 @@ reported), 1 anything refused or failed, 2 bad usage or an unreachable target.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,7 +40,7 @@ from ingester.problems import TargetUnavailable
 __all__ = ["ingest_dir", "retry"]
 
 
-def _in_processes(pending: list[Path], roots: list[Path], settings, options, view) -> tuple[Any, list[Path]]:
+def _in_processes(pending: list[Path], roots: list[Path], settings, options, view, stop) -> tuple[Any, list[Path]]:
     """With many files for the embedded catalog, ingest them with several writer processes first
     (ingester.ingest.workers); return their summary (None if not) and the files still to do in this one."""
     from ingester.ingest.workers import run_in_processes, writer_processes
@@ -48,46 +49,51 @@ def _in_processes(pending: list[Path], roots: list[Path], settings, options, vie
     if processes < 2:
         return None, pending
     return run_in_processes(
-        pending, settings, options, processes=processes, readable_roots=roots, on_file=view.file_done
+        pending, settings, options, processes=processes, readable_roots=roots, on_file=view.file_done, stop=stop
     )
 
 
 def _run(files: list[Path], paths: list[Path], settings, options, report: Path | None) -> None:
     from ingester.cli.console import BatchView, print_summary, write_report
+    from ingester.cli.signals import install_signal_handlers
     from ingester.ingest.batch import settled_by_ledger
 
     roots = readable_roots(settings, paths)
-    with open_ledger(settings, "ingest-dir") as ledger:
-        settled, pending = settled_by_ledger(files, ledger, options)
-        view = BatchView(len(files))
-        try:
-            earlier, pending = _in_processes(pending, roots, settings, options, view)
-            summary = _ingest(pending, settled, ledger, settings, options, roots, view)
-        finally:
-            view.close()
-        if earlier is not None:
-            summary.merge(earlier, at=len(settled))
+    stop = threading.Event()
+    signals = install_signal_handlers(stop, abort_on_second=True)
+    try:
+        with open_ledger(settings, "ingest-dir") as ledger:
+            settled, pending = settled_by_ledger(files, ledger, options)
+            view = BatchView(len(files))
+            try:
+                earlier, pending = _in_processes(pending, roots, settings, options, view, stop)
+                summary = _ingest(pending, settled, ledger, settings, options, roots, view, stop)
+            finally:
+                view.close()
+            if earlier is not None:
+                summary.merge(earlier, at=len(settled))
+    finally:
+        signals.restore()
+    summary.signal = signals.received
     print_summary(summary, dry_run=options.dry_run)
     if summary.claim_calls:
         per_file = summary.claim_seconds / max(len(summary.files), 1)
-        typer.echo(
-            f"claims: {summary.claim_calls} ledger calls, {summary.claim_seconds:.3f} s "
-            f"({per_file * 1000:.1f} ms a file)",
-            err=True,
-        )
+        typer.echo(f"claims: {summary.claim_calls} ledger calls, {summary.claim_seconds:.3f} s "
+                   f"({per_file * 1000:.1f} ms a file)", err=True)  # fmt: skip
     if report is not None:
         write_report(summary, report)
     raise typer.Exit(summary.exit_code)
 
 
-def _ingest(pending: list[Path], settled: list, ledger, settings, options, roots: list[Path], view) -> Any:
+def _ingest(pending: list[Path], settled: list, ledger, settings, options, roots: list[Path], view, stop) -> Any:
     """The files left to this process, through one `FileIngester`; the summary, `settled` first."""
     from ingester.ingest.batch import ingest_pending
 
     try:
         return ingest_pending(
-            pending, ledger, settings, options, readable_roots=roots, on_file=view.file_done, settled=settled
-        )
+            pending, ledger, settings, options, readable_roots=roots, on_file=view.file_done, settled=settled,
+            stop=stop,
+        )  # fmt: skip
     except TargetUnavailable as err:
         raise fail(str(err)) from None
 

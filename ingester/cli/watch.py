@@ -80,7 +80,7 @@ def watch(  # noqa: PLR0913 - one parameter a command-line option
     from ingester.watch.watcher import WatchOptions
 
     stop = threading.Event()
-    restore = install_signal_handlers(stop)  # first: a SIGTERM during start-up is a clean exit too
+    signals = install_signal_handlers(stop)  # first: a SIGTERM during start-up is a clean exit too
     try:
         setup_logging(json=log_json)
         settings = build_settings(
@@ -97,7 +97,7 @@ def watch(  # noqa: PLR0913 - one parameter a command-line option
         )  # fmt: skip
         _watch(folders, settings, options, stop)
     finally:
-        restore()
+        signals.restore()
 
 
 def _watch(folders: list[Path], settings: Settings, options: WatchOptions, stop: threading.Event) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from ingester.config import Settings, ledger_url, load_settings, readable_roots, target_key
 from ingester.ingest.files import BatchOptions, FileIngester
@@ -69,7 +70,8 @@ def settled_by_ledger(
         if status is None:
             pending.append(path)
         else:
-            outcomes.append(FileOutcome(path, Outcome.UNCHANGED, reason=f"unchanged since it was {status}"))
+            reason = f"unchanged since it was {status}"
+            outcomes.append(FileOutcome(path, Outcome.UNCHANGED, reason=reason, recorded=Outcome(status)))
     if outcomes and not options.dry_run:
         ledger.touch_all(outcome.path for outcome in outcomes)
     return outcomes, pending
@@ -84,7 +86,10 @@ def run_batch(
     settled: Iterable[FileOutcome] = (),
 ) -> Summary:
     """Process `files` with `ingester` on `settings.jobs` threads (0: one per core); `on_file` sees
-    each outcome. `settled` are outcomes found beforehand (`settled_by_ledger`): they come first."""
+    each outcome. `settled` are outcomes found beforehand (`settled_by_ledger`): they come first.
+
+    When a run fails because the target is gone, the pass stops (`ingester.stop`): the files not
+    begun are `interrupted`, not failed, and `summary.target_down` says why."""
     summary = Summary(target=target)
     started = time.perf_counter()
     files = list(files)
@@ -95,6 +100,9 @@ def run_batch(
     processed: list[FileOutcome] = []  # the outcomes of `files`, as they come
 
     def done(outcome: FileOutcome) -> None:
+        if outcome.target_down and summary.target_down is None:  # the rest would fail the same way
+            summary.target_down = next(run.reason for run in outcome.runs if run.target_down)
+            ingester.stop.set()
         summary.files.append(outcome)
         processed.append(outcome)
         ingester.state = f"ingest-dir: {len(processed)} of {len(files)} files done"
@@ -164,17 +172,20 @@ def ingest_pending(
     readable_roots: Iterable[Path] = (),
     on_file: Callable[[FileOutcome], None] = lambda outcome: None,
     settled: Iterable[FileOutcome] = (),
+    stop: Any = None,
 ) -> Summary:
     """`files` (those the ledger did not settle) through one `FileIngester` into the target the
-    settings name, opened only if there is a file to look at; `settled` come first in the summary."""
+    settings name, opened only if there is a file to look at; `settled` come first in the summary.
+    `stop` (an event): see `FileIngester`; once it is set no file is begun, and none is when it
+    already is (the target is then not even opened)."""
     from ingester.target.targets import open_target
 
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     opened = open_target(
         tiled_uri=settings.tiled_uri, api_key=api_key, catalog_dir=settings.catalog, readable_roots=readable_roots
-    ) if files else nullcontext()  # fmt: skip
+    ) if files and not (stop is not None and stop.is_set()) else nullcontext()  # fmt: skip
     with opened as target:
-        ingester = FileIngester(target.writer_root if target else None, ledger, settings, options)
+        ingester = FileIngester(target.writer_root if target else None, ledger, settings, options, stop=stop)
         description = target.description if target else target_key(settings)
         return run_batch(files, ingester, target=description, on_file=on_file, settled=settled)
 

@@ -14,6 +14,7 @@ spool if asked. A run another live worker holds is waited for (`WriteGuards`).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,8 @@ from ingester.ingest.pipeline import RunIngester, file_digest
 from ingester.ledger.lease import LeaseKeeper
 from ingester.ledger.records import FileRecord
 from ingester.ledger.store import Ledger
-from ingester.status import SUCCEEDED, Outcome
+from ingester.read.source import Source
+from ingester.status import RECORDED, SUCCEEDED, Outcome
 
 __all__ = ["BatchOptions", "FileIngester"]
 
@@ -51,14 +53,16 @@ class FileIngester:
     Use as a context manager: the lease keeper renews this worker's claims (and, with `heartbeat`,
     says it is alive and what it is doing: `state`) in a thread of its own until the block ends.
     `defer_existing`: see `RunIngester` (one of several writer processes). `retry_failed`: a file the
-    ledger has as failed is looked at again even when unchanged (the watcher's retries).
+    ledger has as failed is looked at again even when unchanged (the watcher's retries). `stop`: once
+    set, no file is begun and no further run of the file in hand (`interrupted`, nothing recorded).
     """
 
     def __init__(
         self, client: Any, ledger: Ledger, settings: Settings, options: BatchOptions, *,
-        defer_existing: bool = False, heartbeat: bool = True, retry_failed: bool = False,
+        defer_existing: bool = False, heartbeat: bool = True, retry_failed: bool = False, stop: Any = None,
     ):  # fmt: skip
         self.ledger = ledger
+        self.stop = stop if stop is not None else threading.Event()
         self.retry_failed = retry_failed
         self.settings = settings
         self.options = options
@@ -68,7 +72,7 @@ class FileIngester:
         self.guards = WriteGuards(not settings.parallel_writes, self.keeper)
         self.runs = RunIngester(
             client, path_rules(settings), include_incomplete=settings.include_incomplete, dry_run=options.dry_run,
-            replace=options.replace, defer_existing=defer_existing, guards=self.guards,
+            replace=options.replace, defer_existing=defer_existing, guards=self.guards, stop=self.stop,
         )  # fmt: skip
 
     def __enter__(self) -> FileIngester:
@@ -85,6 +89,8 @@ class FileIngester:
 
     def process(self, path: Path) -> FileOutcome:
         """One file: skip it, or claim it, ingest it and record what happened."""
+        if self.stop.is_set():
+            return FileOutcome(path, Outcome.INTERRUPTED, reason="not looked at: the pass was stopped first")
         started = time.perf_counter()
         seen = self._seen(path)
         if isinstance(seen, FileOutcome) or self.keeper is None:
@@ -110,45 +116,42 @@ class FileIngester:
             return stat, record
         if not self.options.dry_run:
             self.ledger.touch(path)
-        return FileOutcome(path, Outcome.UNCHANGED, reason=f"unchanged since it was {record.status}")
+        return FileOutcome(
+            path, Outcome.UNCHANGED, reason=f"unchanged since it was {record.status}", recorded=Outcome(record.status)
+        )
 
     def _ingest(self, path: Path, stat: os.stat_result, record: FileRecord | None, started: float) -> FileOutcome:
-        digest = file_digest(path)
-        if not self.options.force and record is not None and record.hash == digest and record.status in SUCCEEDED:
-            if not self.options.dry_run:
-                self.ledger.record_file(
-                    path,
-                    size=stat.st_size,
-                    mtime_ns=stat.st_mtime_ns,
-                    hash=digest,
-                    status=record.status,
-                    reason=record.reason,
-                    line=record.line,
-                    runs=record.runs,
-                )
-            return FileOutcome(path, Outcome.UNCHANGED, reason=f"same content as when it was {record.status}")
-        outcome = FileOutcome.of_runs(path, self.runs.ingest(path, digest=digest))
+        if not self.options.force and record is not None and record.hash and record.status in SUCCEEDED:
+            digest = file_digest(path)  # touched, not changed? Then nothing needs writing.
+            if digest == record.hash:
+                if not self.options.dry_run:
+                    self.ledger.record_file(
+                        path, size=stat.st_size, mtime_ns=stat.st_mtime_ns, hash=digest, status=record.status,
+                        reason=record.reason, line=record.line, runs=record.runs,
+                    )  # fmt: skip
+                return FileOutcome(path, Outcome.UNCHANGED, reason=f"same content as when it was {record.status}")
+        result = self.runs.ingest(path)
+        outcome = FileOutcome.of_runs(path, result.runs)
         outcome.seconds = time.perf_counter() - started
         if not self.options.dry_run:
-            self._record(path, stat, digest, outcome)
+            self._record(path, stat, result.source, outcome)
         return outcome
 
-    def _record(self, path: Path, stat: os.stat_result, digest: str, outcome: FileOutcome) -> None:
+    def _record(self, path: Path, stat: os.stat_result, source: Source | None, outcome: FileOutcome) -> None:
+        """Each run's outcome, and the file's with what was read of it: its size, hash and (unless it
+        changed while it was read, which makes the next pass look again) its mtime."""
         for run in outcome.runs:
-            if run.uid and run.status != Outcome.DEFERRED:
+            if run.uid and run.status in RECORDED:
                 self.ledger.record_run(run.uid, path, run.status, reason=run.reason, line=run.line)
-        if outcome.status == Outcome.DEFERRED:  # looked at again by a later pass, which records the file
+        if outcome.status not in RECORDED:  # deferred or interrupted: a later pass looks again and records it
             return
+        size, mtime_ns, digest = stat.st_size, stat.st_mtime_ns, None
+        if source is not None:
+            size, mtime_ns, digest = source.size, source.mtime_ns if source.mtime_ns is not None else -1, source.digest
         self.ledger.record_file(
-            path,
-            size=stat.st_size,
-            mtime_ns=stat.st_mtime_ns,
-            hash=digest,
-            status=outcome.status,
-            reason=outcome.reason,
-            line=outcome.line,
-            runs=[r.uid for r in outcome.runs if r.uid],
-        )
+            path, size=size, mtime_ns=mtime_ns, hash=digest, status=outcome.status, reason=outcome.reason,
+            line=outcome.line, runs=[r.uid for r in outcome.runs if r.uid],
+        )  # fmt: skip
         if self.options.move_done and outcome.status in SUCCEEDED:
             outcome.moved_to = move_done(path, self.options.move_done)
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ingester.problems import Problem
-from ingester.status import Outcome
+from ingester.status import RETRYABLE, Outcome
 
 __all__ = ["RunOutcome", "FileOutcome", "Summary", "worst"]
 
 # Which run speaks for its file: the worst one.
 _SEVERITY = {
-    Outcome.DEFERRED: 6, Outcome.FAILED: 5, Outcome.REFUSED: 4, Outcome.INCOMPLETE: 3, Outcome.INGESTED: 2,
+    Outcome.INTERRUPTED: 7, Outcome.DEFERRED: 6, Outcome.FAILED: 5, Outcome.REFUSED: 4, Outcome.INCOMPLETE: 3, Outcome.INGESTED: 2,
     Outcome.VALID: 2, Outcome.ALREADY_PRESENT: 1,
 }  # fmt: skip
 
@@ -35,6 +35,7 @@ class RunOutcome:
     problems: list[Problem] = field(default_factory=list)
     events: int = 0
     seconds: float = 0.0
+    target_down: bool = False  # failed because the target could not be reached (or its storage broke)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class FileOutcome:
     line: int | None = None
     seconds: float = 0.0
     moved_to: Path | None = None
+    recorded: Outcome | None = None  # unchanged: the status the ledger has for it
 
     @classmethod
     def of_runs(cls, path: Path, runs: list[RunOutcome]) -> FileOutcome:
@@ -76,6 +78,15 @@ class FileOutcome:
     @property
     def events(self) -> int:
         return sum(run.events for run in self.runs)
+
+    @property
+    def target_down(self) -> bool:
+        return any(run.target_down for run in self.runs)
+
+    @property
+    def still_wrong(self) -> bool:
+        """Refused or failed now, or unchanged since it was."""
+        return self.status in RETRYABLE or (self.status == Outcome.UNCHANGED and self.recorded in RETRYABLE)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +109,8 @@ class Summary:
     seconds: float = 0.0
     claim_seconds: float = 0.0  # spent in the ledger's claim, renew and release calls
     claim_calls: int = 0
+    signal: int | None = None  # the signal that stopped the pass, if one did
+    target_down: str | None = None  # why the pass stopped because the target went away, if it did
 
     @property
     def runs(self) -> list[RunOutcome]:
@@ -113,7 +126,13 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.counts[Outcome.REFUSED] or self.counts[Outcome.FAILED] else 0
+        """128 + the signal that stopped the pass; 2 when the target went away; 1 while a file it
+        covers is refused or failed (now, or unchanged since); else 0."""
+        if self.signal is not None:
+            return 128 + self.signal
+        if self.target_down is not None:
+            return 2
+        return 1 if any(f.still_wrong for f in self.files) else 0
 
     def merge(self, other: Summary, *, at: int) -> None:
         """Add `other`'s files (inserted at position `at`) and its time and claim counts."""
@@ -121,3 +140,5 @@ class Summary:
         self.claim_seconds += other.claim_seconds
         self.claim_calls += other.claim_calls
         self.seconds += other.seconds
+        self.signal = self.signal or other.signal
+        self.target_down = self.target_down or other.target_down

@@ -15,8 +15,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,23 @@ from ingester.ingest.outcomes import RunOutcome
 from ingester.problems import IngestError, Problem, WriteFailed
 from ingester.read.reports import FileReport, RunReport
 from ingester.read.single_pass import FilePass, read_once
+from ingester.read.source import Source
 from ingester.read.spool import RowSpool
 from ingester.runs import NormalizedRun
 from ingester.status import Outcome, Verdict
+from ingester.target.failures import target_down
 from ingester.write.existing import content_summary, differences
 from ingester.write.layout import stream_metadata
 
-__all__ = ["RunIngester", "file_digest"]
+__all__ = ["RunIngester", "FileResult", "file_digest"]
+
+
+@dataclass
+class FileResult:
+    """What ingesting one file gave: an outcome a run, and what was read of it (None if not to the end)."""
+
+    runs: list[RunOutcome]
+    source: Source | None
 
 
 def file_digest(path: Path) -> str:
@@ -51,11 +61,13 @@ class RunIngester:
     `guards`: held while a run is written (one writer at a time to SQLite, one writer per uid).
     `replace`: a run already in Tiled with other content is replaced instead of refused as a conflict.
     `defer_existing`: a run whose uid is in Tiled already is left alone (`deferred`), leftover or not.
+    `stop`: once set (a `threading.Event` or alike), the runs not begun yet are left (`interrupted`);
+    the run in hand is finished.
     """
 
     def __init__(
         self, client: Any, rules: PathRules, *, include_incomplete: bool = False, dry_run: bool = False,
-        replace: bool = False, defer_existing: bool = False, guards: WriteGuards | None = None,
+        replace: bool = False, defer_existing: bool = False, guards: WriteGuards | None = None, stop: Any = None,
     ):  # fmt: skip
         self.client = client
         self.rules = rules
@@ -64,23 +76,26 @@ class RunIngester:
         self.replace = replace
         self.defer_existing = defer_existing
         self.guards = guards
+        self.stop = stop
 
-    def ingest(self, path: Path, *, digest: str | None = None, report: FileReport | None = None) -> list[RunOutcome]:
-        """Validate (unless `report` is given), normalize, resolve and write every run of `path`.
-        `digest`: the file's content hash if the caller has it."""
+    def ingest(self, path: Path, *, report: FileReport | None = None) -> FileResult:
+        """Validate (unless `report` is given), normalize, resolve and write every run of `path`."""
         with RowSpool() as spool:
             found = read_once(path, spool, report=report, build_rows=not self.dry_run)
             report = found.report
             if report.problems:  # the file itself cannot be read through: refuse all of it
-                return [_refused(path, run, report.problems) for run in report.runs if run.uid] or [
-                    _refused(path, None, report.problems)
-                ]
-            digest_of = functools.cache(lambda: digest or file_digest(path))
-            return [self._ingest_run(path, run, found, spool, digest_of) for run in report.runs]
+                refused = [_refused(path, run, report.problems) for run in report.runs if run.uid]
+                return FileResult(refused or [_refused(path, None, report.problems)], found.source)
+            outcomes = []
+            for run in report.runs:
+                if self.stop is not None and self.stop.is_set():
+                    reason = "not looked at: the pass was stopped first"
+                    outcomes.append(RunOutcome(path, run.uid, Outcome.INTERRUPTED, reason, run.line))
+                else:
+                    outcomes.append(self._ingest_run(path, run, found, spool))
+            return FileResult(outcomes, found.source)
 
-    def _ingest_run(
-        self, path: Path, run: RunReport, found: FilePass, spool: RowSpool, digest: Callable[[], str]
-    ) -> RunOutcome:
+    def _ingest_run(self, path: Path, run: RunReport, found: FilePass, spool: RowSpool) -> RunOutcome:
         if run.status == Verdict.INVALID:
             return _refused(path, run, run.problems)
         events = sum(run.streams.values())
@@ -96,16 +111,16 @@ class RunIngester:
                 return RunOutcome(path, run.uid, Outcome.VALID, events=events)
             streams = {name: stream_metadata(info) for name, info in resolved.streams.items()}
             plans = plan_external_nodes(resolved, streams)  # reads the files: refuse before anything is written
-            provenance = _provenance(path, run, found, resolved, digest())
+            provenance = _provenance(path, run, found, resolved)
             with self.guards.writing(run.uid, path) if self.guards else nullcontext():
                 outcome = self._write(path, run, resolved, spool, plans, provenance)
         except WriteFailed as err:
-            return _refused(path, run, [err.problem], status=Outcome.FAILED)
+            return _failed(path, run, err.problem, err)
         except IngestError as err:
             return _refused(path, run, [err.problem])
         except Exception as err:  # Tiled down, a file vanished mid-write...: the writer cleaned up
             problem = Problem(str(path), run.line, f"write failed: {type(err).__name__}: {err}", "start", run.uid)
-            return _refused(path, run, [problem], status=Outcome.FAILED)
+            return _failed(path, run, problem, err)
         finally:
             spool.discard(run.uid)
         outcome.events, outcome.seconds = events, time.perf_counter() - started
@@ -138,15 +153,26 @@ class RunIngester:
         return RunOutcome(path, run.uid, Outcome.INGESTED)
 
 
-def _provenance(path: Path, run: RunReport, found: FilePass, resolved: NormalizedRun, digest: str) -> dict:
-    """What the run's `_ingest` metadata says of where it came from."""
+def _provenance(path: Path, run: RunReport, found: FilePass, resolved: NormalizedRun) -> dict:
+    """What the run's `_ingest` metadata says of where it came from: the bytes that were read."""
+    source = found.source
     return {
-        "source": {"path": str(path.absolute()), "hash": digest, "size": path.stat().st_size,
-                   "format": found.report.format, "line": run.line},
+        "source": {"path": str(path.absolute()), "hash": source.digest if source else None,
+                   "size": source.size if source else None, "format": found.report.format, "line": run.line},
         "ingester": {"name": "bluesky-ingester", "version": __version__},
         "incomplete": run.status == Verdict.INCOMPLETE,
         **content_summary(resolved),
     }  # fmt: skip
+
+
+def _failed(path: Path, run: RunReport, problem: Problem, err: BaseException) -> RunOutcome:
+    """A run the target failed to take; said so when the target as a whole is gone."""
+    outcome = _refused(path, run, [problem], status=Outcome.FAILED)
+    down = target_down(err)
+    if down is not None:
+        outcome.target_down = True
+        outcome.reason = f"target unavailable: {down}"
+    return outcome
 
 
 def _refused(

@@ -28,9 +28,14 @@ import orjson
 
 from ingester.problems import IngestError, Problem
 from ingester.read.jsonio import is_gzip, loads_lenient
+from ingester.read.source import NotRegularFile, Source, open_source
 from ingester.runs import Document
 
-__all__ = ["DocumentStream", "read_documents"]
+__all__ = ["DocumentStream", "read_documents", "MAX_LINE_BYTES"]
+
+MAX_LINE_BYTES = 64 << 20  # one document a line: a longer line is refused rather than read whole
+_READ_CHUNK = 1 << 20
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors put first
 
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
@@ -56,6 +61,7 @@ class DocumentStream:
         self.compressed = False
         self.truncated: Problem | None = None
         self.lines_read = 0
+        self.source: Source | None = None  # what was read, when read to the end
 
     # -- errors -------------------------------------------------------------------------------
 
@@ -75,30 +81,46 @@ class DocumentStream:
 
     def __iter__(self) -> Iterator[Document]:
         try:
-            fh = self._open()
+            raw, fh = open_source(self.path)
+        except NotRegularFile as err:
+            raise self._fail(None, f"not a regular file ({err}): not read") from None
         except OSError as err:
             raise self._fail(None, f"cannot open: {err.strerror or err}") from None
-        with fh:
+        with raw, fh:
+            self.compressed = is_gzip(fh.peek(2)[:2])
+            stream = gzip.GzipFile(fileobj=fh, mode="rb") if self.compressed else fh
             try:
-                yield from self._read(fh)
+                yield from self._read(stream, bounded=self.compressed or raw.opened.st_size > MAX_LINE_BYTES)
+                while stream.read(_READ_CHUNK):  # what follows the last document: hashed too
+                    pass
             except EOFError:
                 self._cut_short(self.lines_read + 1, "compressed stream ends early")
             except (gzip.BadGzipFile, zlib.error) as err:
                 raise self._fail(self.lines_read + 1, f"corrupt gzip data: {err}") from None
             except OSError as err:
                 raise self._fail(self.lines_read + 1, f"read error: {err}") from None
+            self.source = raw.source()
 
-    def _open(self) -> IO[bytes]:
-        with open(self.path, "rb") as probe:
-            self.compressed = is_gzip(probe.read(2))
-        if self.compressed:
-            return gzip.open(self.path, "rb")
-        return open(self.path, "rb")  # noqa: SIM115 - closed by the caller's with-block
+    def _numbered(self, fh: IO[bytes], bounded: bool) -> Iterator[tuple[int, bytes]]:
+        """The file's lines with their numbers. `bounded` (a file that may hold a line over the limit):
+        no line is read whole past `MAX_LINE_BYTES`, so that memory stays bounded."""
+        if not bounded:
+            return enumerate(fh, start=1)
+        return self._bounded_lines(fh)
 
-    def _read(self, fh: IO[bytes]) -> Iterator[Document]:
-        lines = enumerate(fh, start=1)
+    def _bounded_lines(self, fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+        readline = fh.readline
+        for number, raw in enumerate(iter(lambda: readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise self._fail(number, f"line longer than {MAX_LINE_BYTES >> 20} MiB (the limit for one document)")
+            yield number, raw
+
+    def _read(self, fh: IO[bytes], bounded: bool = False) -> Iterator[Document]:
+        lines = self._numbered(fh, bounded)
         for number, raw in lines:
             self.lines_read = number
+            if number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
             stripped = raw.strip()
             if not stripped:
                 continue
@@ -131,7 +153,7 @@ class DocumentStream:
         if body.endswith(b","):
             body = body[:-1]
         if body:  # `[{...},` : one element a line, starting on the first line
-            yield from self._read_array_lines(lines, number, body)
+            yield from self._read_array_lines(lines, number, body, complete=raw.endswith(b"\n"))
             return
         for number, raw in lines:  # the first element decides: one a line, or pretty-printed
             self.lines_read = number
@@ -144,7 +166,7 @@ class DocumentStream:
             if loads_lenient(probe) is None:
                 yield from self._read_array_whole(fh, raw, number)
                 return
-            yield from self._read_array_lines(lines, number, probe)
+            yield from self._read_array_lines(lines, number, probe, complete=True)
             return
         self._cut_short(number + 1, "JSON array is not closed")
 
@@ -164,9 +186,9 @@ class DocumentStream:
                     return
             yield document(item, number)
 
-    def _read_array_lines(self, lines, number: int, first: bytes) -> Iterator[Document]:
+    def _read_array_lines(self, lines, number: int, first: bytes, *, complete: bool) -> Iterator[Document]:
         """bluesky's JSONWriter: `[`, then one element a line followed by `,`, then `]`."""
-        item = self._parse(first, number)
+        item = self._parse(first, number, complete=complete)
         if item is None:
             return
         yield self._document(item, number)
@@ -206,7 +228,7 @@ class DocumentStream:
         if not complete:
             self._cut_short(number, "the last line is not a complete JSON value")
             return None
-        raise self._fail(number, f"malformed JSON: {orjson_error}")
+        raise self._fail(number, _malformed(raw, orjson_error))
 
     def _check_utf8(self, raw: bytes, number: int) -> None:
         try:
@@ -271,3 +293,13 @@ def _skip_whitespace(text: str, pos: int, line: int) -> tuple[int, int]:
             line += 1
         pos += 1
     return pos, line
+
+
+def _malformed(raw: bytes, error: Exception) -> str:
+    """Why a complete line is not a JSON value, saying what is wrong where it is recognisable."""
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        return f"malformed JSON: a NUL byte at column {nul + 1} (binary data in a run file?)"
+    if "recursion" in str(error).lower():
+        return "malformed JSON: nested more than 1024 levels deep"
+    return f"malformed JSON: {error}"

@@ -20,6 +20,7 @@ from ingester.problems import IngestError, Problem
 from ingester.read.normalize import RunNormalization
 from ingester.read.reader import read_documents
 from ingester.read.rows import RowBuilder
+from ingester.read.source import Source
 from ingester.read.split import RunSplitter
 from ingester.read.spool import RowSpool
 from ingester.read.validate import FileReport, RunValidator
@@ -34,11 +35,13 @@ class FilePass:
     """What one pass over a file found: the validation report, and each run normalized (or why not).
 
     A run's rows are in the spool under its uid when it is in `normalized` and rows were built.
+    `source` is what was read (size, mtime, hash), when the file was read to the end.
     """
 
     report: FileReport
     normalized: dict[str, NormalizedRun] = field(default_factory=dict)
     failed: dict[str, IngestError] = field(default_factory=dict)
+    source: Source | None = None
 
 
 class _RunWork:
@@ -66,7 +69,9 @@ def read_once(path: Path, spool: RowSpool, *, report: FileReport | None = None, 
         report = FileReport(path=reading.path, format=stream.format, truncated=stream.truncated, problems=problems)
         report.runs = reading.validator.finish()
         report.conclude()
-    return reading.finish(report)
+    result = reading.finish(report)
+    result.source = stream.source
+    return result
 
 
 class _Reading:

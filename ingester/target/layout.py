@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT_SPECS", "CatalogLayout", "build_catalog", "initialize_catalog_database"]
+__all__ = [
+    "ROOT_SPECS",
+    "CatalogLayout",
+    "CatalogInUse",
+    "build_catalog",
+    "hold_tabular_storage",
+    "initialize_catalog_database",
+]
 
 # The root's spec makes bluesky-tiled-plugins' client present the catalog as a CatalogOfBlueskyRuns (v3: SQL).
 ROOT_SPECS = [{"name": "CatalogOfBlueskyRuns", "version": "3.0"}]
@@ -147,3 +154,32 @@ def initialize_catalog_database(uri: str) -> None:
     if failure:
         raise failure[0]
     stamp_head(ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR, uri)
+
+
+class CatalogInUse(RuntimeError):
+    """Another process holds the catalog's table storage (DuckDB admits one process a file)."""
+
+
+def hold_tabular_storage(catalog: Any) -> None:
+    """Open the DuckDB file(s) this process writes tables to now, and keep them open until the
+    catalog is closed, or raise `CatalogInUse` naming the process that holds one.
+
+    tiled opens its table storage at the first table written and keeps it open; left to that, two
+    processes on one folder would both start, and every table of the second would fail to lock.
+    Taking the file at once makes the second say so before it begins."""
+    import re
+
+    from tiled.storage import SQLStorage
+
+    for storage in catalog.context.writable_storage.values():
+        if not isinstance(storage, SQLStorage) or storage.dialect != "duckdb":
+            continue
+        try:
+            storage.connect().close()  # the storage keeps its own connection (and the file lock) open
+        except Exception as err:
+            holder = re.search(r"\(PID (\d+)\)", str(err))
+            who = f"process {holder.group(1)}" if holder else "another process"
+            path = storage.uri.removeprefix("duckdb:///")
+            raise CatalogInUse(
+                f"{path} is in use by {who} (another `ingester ingest-dir`, `watch` or `serve` on this catalog)"
+            ) from None

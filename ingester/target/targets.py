@@ -17,7 +17,7 @@ from typing import Any
 
 from ingester.config import DEFAULT_CATALOG, redact_uri
 from ingester.problems import TargetUnavailable
-from ingester.target.layout import CatalogLayout, build_catalog
+from ingester.target.layout import CatalogLayout, build_catalog, hold_tabular_storage
 
 __all__ = ["Target", "open_embedded", "open_remote", "open_target"]
 
@@ -76,6 +76,7 @@ def open_embedded(
     from ingester.target.inline_sqlite import inline_sqlite
 
     inline_sqlite(catalog.context.engine)  # before the app's startup opens the first connection
+    hold_tabular_storage(catalog)
 
     context = Context.from_app(build_app(catalog))
     try:

@@ -33,7 +33,7 @@ def test_second_pass_writes_nothing_and_only_touches_last_seen(spool, tmp_path):
     ingest(spool, "--catalog", catalog)
     before = ledger_rows(catalog)
     result = ingest(spool, "--catalog", catalog, "--report", tmp_path / "again.json")
-    assert result.exit_code == 0, result.output  # nothing refused this time: the bad file is unchanged
+    assert result.exit_code == 1, result.output  # the bad file is unchanged: still refused, still said so
     assert ledger_rows(catalog) == before
     entries = json.loads((tmp_path / "again.json").read_text())["files"]
     assert {e["status"] for e in entries} == {"unchanged"}

@@ -341,10 +341,11 @@ def test_not_a_folder_is_refused(tmp_path):
 
 def test_signal_handlers_set_stop():
     stop = threading.Event()
-    restore = install_signal_handlers(stop)
+    signals = install_signal_handlers(stop)
     try:
         os.kill(os.getpid(), signal.SIGTERM)
         wait_for(stop.is_set, timeout=2)
+        assert signals.received == signal.SIGTERM
     finally:
-        restore()
+        signals.restore()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))

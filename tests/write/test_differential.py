@@ -148,7 +148,7 @@ def catalogs(empty_catalog, tmp_path_factory):
 
         outcomes = {}
         for name in sorted({p.values[0] for p in GOOD_RUNS}):
-            outcomes[name] = RunIngester(ours.writer_root, PathRules()).ingest(PATHS[name])  # as ingest-dir writes
+            outcomes[name] = RunIngester(ours.writer_root, PathRules()).ingest(PATHS[name]).runs  # as ingest-dir writes
             writer = TiledWriter(theirs.root)
             for doc_name, doc in absolutize(documents(name), PATHS[name].parent):
                 writer(doc_name, doc)
