@@ -70,6 +70,23 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Seconds a claim on a file or run lasts unless renewed (a dead worker's expire)."
     )
 
+    @field_validator("tiled_uri")
+    @classmethod
+    def _no_secret_in_uri(cls, value: str | None) -> str | None:
+        """The API key comes from TILED_API_KEY, never from a URI given on the command line or in a file."""
+        if value is None:
+            return value
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(value)
+        keys = {key.lower() for key in parse_qs(parts.query, keep_blank_values=True)}
+        if keys & {"api_key", "apikey", "token", "access_token"} or parts.password:
+            raise ValueError(
+                "the Tiled URI must not carry a key or password: give the API key in the TILED_API_KEY "
+                "environment variable (or api_key in the config file)"
+            )
+        return value
+
     @field_validator("root_map", "server_paths", mode="before")
     @classmethod
     def _mappings(cls, value: Any) -> Any:
@@ -161,9 +178,7 @@ def ledger_url(settings: Settings) -> str:
         return settings.ledger
     if settings.tiled_uri:
         return f"sqlite:///{Path('ingester-ledger.db').absolute()}"
-    folder = settings.catalog.absolute()
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'ledger.db'}"
+    return f"sqlite:///{settings.catalog.absolute() / 'ledger.db'}"
 
 
 def target_key(settings: Settings) -> str:

@@ -4,18 +4,54 @@ routed into it at WARNING and above so that a run's output is ours, not theirs.
 Tracebacks are logged without loguru's `diagnose` (variable values), which could show secrets and
 whose repr() of a Tiled client would make requests. `setup_logging(json=False, level="INFO")` is called once, at the edge (the CLI). Human-readable lines
 on stderr by default; `json=True` writes one JSON object a line. Never log an API key: the settings
-hold it as a secret, and nothing here formats settings.
+hold it as a secret, and nothing here formats settings; every message (and exception text) goes
+through `scrub`, which masks secrets in URLs and removes the registered API key, so that an error
+quoting a URL or a header cannot show it either.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import warnings
 
 from loguru import logger
 
-__all__ = ["logger", "setup_logging"]
+__all__ = ["logger", "setup_logging", "scrub", "register_secret"]
+
+# What may carry a secret inside a URL: an api_key (or token, password...) query value, and the
+# password of a user:password@ netloc.
+_SECRET_QUERY = re.compile(r"((?:api_key|apikey|token|access_token|password|secret)=)[^&#\s'\"]+", re.IGNORECASE)
+_SECRET_USERINFO = re.compile(r"(://[^/@:\s'\"]*:)[^/@\s'\"]+@")
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """A value (an API key) that `scrub` removes from any text from now on."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    """`text` without secrets: URL query keys and passwords masked, registered values removed."""
+    text = _SECRET_QUERY.sub(r"\1***", text)
+    text = _SECRET_USERINFO.sub(r"\1***@", text)
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _scrubbed(record: dict) -> None:
+    record["message"] = scrub(record["message"])
+    if record["exception"] is not None:
+        value = record["exception"].value
+        if value is not None and scrub(str(value)) != str(value):
+            try:
+                record["exception"] = record["exception"]._replace(value=type(value)(scrub(str(value))))
+            except Exception:  # an exception type that cannot be rebuilt from a message: drop the text
+                record["exception"] = record["exception"]._replace(value=RuntimeError(scrub(str(value))))
+
 
 _HUMAN = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 
@@ -28,6 +64,7 @@ def _stderr(message: str) -> None:
 # Until setup_logging() runs (library use, tests), log to the current stderr, not a stale one.
 logger.remove()
 logger.add(_stderr, level="INFO", format=_HUMAN, colorize=False, diagnose=False)
+logger.configure(patcher=_scrubbed)
 
 
 class _ToLoguru(logging.Handler):

@@ -87,6 +87,7 @@ def print_summary(summary: Summary, *, stream: TextIO | None = None, dry_run: bo
             f"{len(earlier)} unchanged files were refused or failed before: `ingester retry` tries them again",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
     _print_stop(summary, console)
     rate = len(summary.files) / summary.seconds if summary.seconds else 0.0
@@ -95,6 +96,7 @@ def print_summary(summary: Summary, *, stream: TextIO | None = None, dry_run: bo
         f"({rate:.1f} files/s) -> {summary.target}",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ingester.cli.opening import fail, open_ledger
+from ingester.cli.opening import fail, ledger_errors, open_ledger
 from ingester.cli.options import (
     CatalogOpt,
     ConfigOpt,
@@ -62,7 +62,7 @@ def _run(files: list[Path], paths: list[Path], settings, options, report: Path |
     stop = threading.Event()
     signals = install_signal_handlers(stop, abort_on_second=True)
     try:
-        with open_ledger(settings, "ingest-dir") as ledger:
+        with open_ledger(settings, "ingest-dir") as ledger, ledger_errors(settings):
             settled, pending = settled_by_ledger(files, ledger, options)
             view = BatchView(len(files))
             try:
@@ -188,7 +188,7 @@ def retry(  # noqa: PLR0913 - one parameter a command-line option
         processes=processes,
         lease=lease,
     )
-    with open_ledger(settings, "retry") as book:
+    with open_ledger(settings, "retry") as book, ledger_errors(settings):
         files = [Path(record.path) for record in book.files(list(RETRYABLE))]
     if not files:
         typer.echo("nothing to retry: no refused or failed files in the ledger")

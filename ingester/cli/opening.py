@@ -6,16 +6,18 @@ and never holds the API key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from ingester.config import Settings, ledger_url, target_key
+from ingester.logs import scrub
 from ingester.problems import TargetUnavailable
 
-__all__ = ["fail", "open_ledger", "open_target"]
+__all__ = ["fail", "open_ledger", "open_target", "ledger_errors"]
 
 
 def fail(message: str) -> typer.Exit:
@@ -24,14 +26,35 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def open_ledger(settings: Settings, command: str) -> Any:
-    """The ledger (a context manager closing it), or exit 2."""
+def open_ledger(settings: Settings, command: str, *, read_only: bool = False) -> Any:
+    """The ledger (a context manager closing it), or exit 2. `read_only`: see `Ledger.open`."""
     from ingester.ledger.store import Ledger
 
     try:
-        return Ledger.open(ledger_url(settings), target_key(settings), command=command)
+        return Ledger.open(ledger_url(settings), target_key(settings), command=command, read_only=read_only)
     except Exception as err:
-        raise fail(f"cannot open the ledger: {type(err).__name__}: {err}") from None
+        raise fail(f"cannot open the ledger {_where(settings)}: {_one_line(err)}") from None
+
+
+@contextmanager
+def ledger_errors(settings: Settings) -> Iterator[None]:
+    """Inside: a ledger that fails (corrupt, locked too long, gone) ends the command with exit 2."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except SQLAlchemyError as err:
+        raise fail(f"the ledger {_where(settings)} failed: {_one_line(err)}") from None
+
+
+def _where(settings: Settings) -> str:
+    return scrub(ledger_url(settings).removeprefix("sqlite:///"))
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(getattr(err, "orig", None) or err).strip()
+    first = text.splitlines()[0] if text else ""
+    return scrub(f"{type(err).__name__}: {first}" if first else type(err).__name__)
 
 
 def open_target(settings: Settings, readable_roots: Iterable[Path]) -> Any:

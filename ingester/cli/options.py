@@ -79,13 +79,27 @@ ParallelOpt = Annotated[
 
 
 def build_settings(config: Path | None, **flags):
+    """The settings from flags, environment and config file, or exit 2 with one line saying what is
+    wrong (the values given are not repeated: one may be a secret)."""
+    from pydantic import ValidationError
+
     from ingester.config import load_settings, parse_mapping
+    from ingester.logs import register_secret, scrub
 
     try:
         for name, flag in (("root_map", "--root-map"), ("server_paths", "--server-path")):
             if flags.get(name):
                 flags[name] = [parse_mapping(v, flag) for v in flags[name]]
-        return load_settings(config, **flags)
-    except (ValueError, FileNotFoundError) as err:
-        typer.echo(f"error: {err}", err=True)
+        settings = load_settings(config, **flags)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
+        )
+        typer.echo(f"error: {scrub(problems)}", err=True)
         raise typer.Exit(2) from None
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"error: {scrub(str(err))}", err=True)
+        raise typer.Exit(2) from None
+    register_secret(settings.api_key.get_secret_value() if settings.api_key else None)
+    return settings

@@ -24,7 +24,7 @@ def serve(
     Anyone may read; writing needs the API key from TILED_API_KEY (without it the catalog is read-only).
     Registered files are read from the data roots and the folders earlier ingests used.
     """
-    from ingester.target.layout import CatalogLayout
+    from ingester.target.layout import CatalogInUse, CatalogLayout
     from ingester.target.serve import serve_catalog
 
     settings = build_settings(config, catalog=catalog, data_roots=data_root)
@@ -37,6 +37,6 @@ def serve(
     typer.echo(f"serving {layout.root} at http://{host}:{port} ({'read/write' if api_key else 'read-only'})", err=True)
     try:
         serve_catalog(layout.root, port, host=host, readable_roots=roots, api_key=api_key, log_level="warning")
-    except ValueError as err:
+    except (ValueError, CatalogInUse) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

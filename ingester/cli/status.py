@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ingester.cli.opening import open_ledger
+from ingester.cli.opening import ledger_errors, open_ledger
 from ingester.cli.options import CatalogOpt, ConfigOpt, LedgerOpt, TiledUriOpt, build_settings
 
 __all__ = ["status"]
@@ -19,12 +19,15 @@ def status(
     failed: Annotated[bool, typer.Option("--failed", help="List each refused or failed file with its reason.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """The ledger in short: files by status, the workers and when they were last seen."""
+    """The ledger in short: files by status, the workers and when they were last seen.
+
+    Only reads: it never waits for another ingester's write. Exit 2 if the ledger cannot be read."""
     from ingester.config import target_key
+    from ingester.logs import scrub
     from ingester.status import RETRYABLE
 
     settings = build_settings(config, catalog=catalog, tiled_uri=tiled_uri, ledger=ledger)
-    with open_ledger(settings, "status") as book:
+    with open_ledger(settings, "status", read_only=True) as book, ledger_errors(settings):
         counts = book.summary()
         typer.echo(f"ledger for {target_key(settings)}")
         for name, count in sorted(counts.items()):
@@ -38,4 +41,4 @@ def status(
             )
         if failed:
             for record in book.files(list(RETRYABLE)):
-                typer.echo(f"{record.path}:{record.line or 0}: {record.status}: {record.reason}")
+                typer.echo(scrub(f"{record.path}:{record.line or 0}: {record.status}: {record.reason}"))

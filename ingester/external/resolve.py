@@ -27,9 +27,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import PurePosixPath
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from ingester.config import PathRules
 from ingester.external.consolidate import consolidate, source_groups, source_problem
@@ -37,6 +38,8 @@ from ingester.runs import ExternalSource, NormalizedRun
 
 __all__ = ["PathRules", "resolve_external_paths"]
 
+# Characters tiled 0.2.20 cannot read back from the path of a file URI (it does not percent-decode).
+_UNADDRESSABLE = ("#", "?")
 # A URI scheme; two characters at least, so that a Windows drive letter is not one.
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
@@ -105,23 +108,52 @@ def _resolve_source(
     for root in trials:
         placed = [_place(path, root, root_map) for path in paths]
         escaping = [p for p in placed if not _inside(os.path.realpath(p), allowed)]
-        missing = [p for p in placed[1:] if not os.path.exists(p)]
-        if not escaping and not missing:
-            return placed[0]
+        faults = [(p, fault) for p in placed[1:] if (fault := _unreadable(p)) is not None]
+        if not escaping and not faults:
+            return _addressable(placed[0], placed[1:])
         if first_fault is None:
             if escaping:
                 real = os.path.realpath(escaping[0])
                 via = f" (a symlink to {real})" if real != escaping[0] else ""
                 first_fault = f"external path escapes the data roots: {escaping[0]}{via}"
             else:
-                first_fault = f"external file does not exist: {missing[0]}"
-                if root is not None and len(roots) > 1:
+                path, fault = faults[0]
+                first_fault = f"external file {fault}: {path}"
+                if root is not None and len(roots) > 1 and fault == "does not exist":
                     first_fault += f" (nor under the other data roots {', '.join(roots[1:])})"
     raise _Refusal(first_fault)
 
 
+def _unreadable(path: str) -> str | None:
+    """Why the file at `path` cannot be read (None when it can): gone, not a file, no permission."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
+
+
+def _addressable(location: str, files: list[str]) -> str:
+    """`location`, once sure Tiled can read every file back from a file URI: tiled 0.2.20 takes a
+    file URI's path as it is written (it does not percent-decode it), so a path holding `#` or `?`
+    can be written neither encoded nor as it is. Such a file is refused, saying so."""
+    for path in [location, *files]:
+        odd = sorted({c for c in _UNADDRESSABLE if c in path})
+        if odd:
+            chars = " and ".join(repr(c) for c in odd)
+            raise _Refusal(f"external file name holds {chars}, which Tiled cannot read back from a file URI: {path}")
+    return location
+
+
 def _path_of(location: str) -> str:
-    """The path a location names: the path of a `file:` URI, or the location itself."""
+    """The path a location names: the path of a `file:` URI (percent-decoded; a `?` or `#` written
+    as it is belongs to the file's name, as detectors write them), or the location itself."""
     if not _SCHEME.match(location):
         return location
     parsed = urlparse(location)
@@ -129,7 +161,11 @@ def _path_of(location: str) -> str:
         raise _Refusal(f"unsupported URI scheme {parsed.scheme!r}: {location}")
     if parsed.netloc not in ("", "localhost"):
         raise _Refusal(f"external URI names another host ({parsed.netloc}): {location}")
-    return parsed.path
+    rest = location.split(":", 1)[1]
+    if rest.startswith("//"):  # file://host/path: everything after the host is the path
+        _, slash, after = rest[2:].partition("/")
+        rest = slash + after
+    return unquote(rest)
 
 
 def _place(path: str, root: str | None, root_map: tuple[tuple[str, str], ...]) -> str:

@@ -130,9 +130,12 @@ def _process_all(files: list[Path], ingester: FileIngester, done: Callable[[File
 
     def one(path: Path) -> FileOutcome:
         try:
-            return ingester.process(path)
+            outcome = ingester.process(path)
         except Exception as err:  # a bug or the ledger's database gone: report the file, go on
             return FileOutcome(path, Outcome.FAILED, reason=f"{type(err).__name__}: {err}")
+        if outcome.target_down:  # at once, from this thread: no other file begins
+            ingester.stop.set()
+        return outcome
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest") as pool:
         todo, deadline, pause = files, None, 0.1

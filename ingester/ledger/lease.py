@@ -4,7 +4,8 @@ A `LeaseKeeper` is one worker process's hand on the ledger's claims (`Ledger.cla
 `claim_run`, ...). It remembers what this process holds and, from one background thread, renews
 every held lease a third of the way through it, so a claim outlives any write of a live worker
 but expires `lease` seconds after the worker died (kill -9, a host gone): another worker may then
-take the file or run over. The same thread gives the ledger this worker's heartbeat, when asked.
+take the file or run over, or at once when that worker was a process of this host that is gone.
+The same thread gives the ledger this worker's heartbeat, when asked.
 
 It measures what claiming costs (`seconds`: wall time spent in claim, renew and release calls,
 summed over threads) and counts the calls. It never decides what to do with a claim refused: the
@@ -14,6 +15,7 @@ caller (`ingester.ingest.batch`) does.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +25,25 @@ from typing import Any
 
 from ingester.logs import logger
 
-__all__ = ["LeaseKeeper"]
+__all__ = ["LeaseKeeper", "dead_owner"]
+
+
+def dead_owner(owner: str | None) -> str | None:
+    """`owner` (a worker id, `host:pid`) when it is a process of this host that is not running any
+    more: its claims need not wait for their leases to expire. None otherwise (another host, alive,
+    or not a `host:pid` id)."""
+    if not owner:
+        return None
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return owner
+    except OSError:  # EPERM: it runs, under another user
+        return None
+    return None
 
 
 class LeaseKeeper:
@@ -62,6 +82,9 @@ class LeaseKeeper:
         try:
             with self._timed():
                 taken = self.ledger.claim_file(key, self.lease)
+                if not taken and (dead := dead_owner(self._file_owner(key))) is not None:
+                    logger.info("taking over {} from {}, which is no longer running", key, dead)
+                    taken = self.ledger.claim_file(key, self.lease, taking_over=dead)
         finally:
             if not taken:
                 with self._lock:
@@ -78,6 +101,9 @@ class LeaseKeeper:
         """Take the lease on a run uid; false if another worker holds a live one."""
         with self._timed():
             taken = self.ledger.claim_run(uid, self.lease, path=path)
+            if not taken and (dead := dead_owner(self.run_owner(uid))) is not None:
+                logger.info("taking over run {} from {}, which is no longer running", uid, dead)
+                taken = self.ledger.claim_run(uid, self.lease, path=path, taking_over=dead)
         if taken:
             self._hold(self._runs, uid)
         return taken
@@ -86,6 +112,10 @@ class LeaseKeeper:
         if self._drop(self._runs, uid):
             with self._timed():
                 self.ledger.release_run(uid)
+
+    def _file_owner(self, key: str) -> str | None:
+        record = self.ledger.lookup(key)
+        return None if record is None else record.owner
 
     def run_owner(self, uid: str) -> str | None:
         """Who holds the lease on a run now, if anyone (a live lease or not)."""

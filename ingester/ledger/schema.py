@@ -164,12 +164,15 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for the ledger at `url`, its tables created if missing and its version checked."""
+def open_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for the ledger at `url`, its tables created if missing and its version checked.
+
+    `read_only`: an engine that only reads (its transactions never take SQLite's write lock), on a
+    ledger that must exist already."""
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
-        engine = _sqlite_engine(url)
+        engine = _sqlite_engine(url, read_only)
     elif backend == "postgresql":
         engine = create_engine(
             url, pool_pre_ping=True, connect_args={"connect_timeout": _POSTGRES_CONNECT_TIMEOUT_SECONDS}
@@ -177,23 +180,28 @@ def open_engine(url: str) -> Engine:
     else:
         raise ValueError(f"the ledger supports SQLite and PostgreSQL URLs, not {backend!r}")
     try:
-        _create_schema(engine)
+        _check_schema(engine) if read_only else _create_schema(engine)
     except BaseException:
         engine.dispose()
         raise
     return engine
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, read_only: bool = False) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
-        os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+        if read_only and not os.path.isfile(database):
+            raise LedgerSchemaError(f"no ledger at {database}")
+        if not read_only:
+            os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" hook below issue BEGIN, not the sqlite3 module's own guesswork.
         dbapi_connection.isolation_level = None
+        if read_only:  # changing the journal mode may need to write: a reader leaves it as it is
+            return
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -201,10 +209,25 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        reading = read_only or connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _check_schema(engine: Engine) -> None:
+    """The ledger's version, read only; an error if there is no ledger or another version."""
+    from sqlalchemy import inspect
+
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{READ_ONLY: True})
+        if not inspect(connection).has_table(meta_table.name):
+            raise LedgerSchemaError("no ledger tables in this database")
+        found = connection.execute(
+            select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+        ).scalar_one_or_none()
+    if found != SCHEMA_VERSION:
+        raise LedgerSchemaError(f"ledger schema version {found} found, this ingester reads version {SCHEMA_VERSION}")
 
 
 def _create_schema(engine: Engine) -> None:

@@ -86,9 +86,14 @@ class Ledger:
         self._write_turn = threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
 
     @classmethod
-    def open(cls, url: str, target: str, *, worker_id: str | None = None, command: str | None = None) -> Self:
-        """Open (creating tables if needed) the ledger at SQLAlchemy `url` for records of `target`."""
-        return cls(open_engine(url), target, worker_id=worker_id, command=command)
+    def open(
+        cls, url: str, target: str, *, worker_id: str | None = None, command: str | None = None, read_only: bool = False
+    ) -> Self:
+        """Open (creating tables if needed) the ledger at SQLAlchemy `url` for records of `target`.
+
+        `read_only`: only read it (`status`): nothing is created, no write lock is ever taken, and a
+        ledger that is not there is an error."""
+        return cls(open_engine(url, read_only=read_only), target, worker_id=worker_id, command=command)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -216,11 +221,13 @@ class Ledger:
 
     # --- claims ------------------------------------------------------------------------------
 
-    def claim_file(self, path: str | os.PathLike[str], lease_seconds: float) -> bool:
-        """Take (or extend) this worker's lease on a file; false if another worker holds a live one."""
+    def claim_file(self, path: str | os.PathLike[str], lease_seconds: float, *, taking_over: str | None = None) -> bool:
+        """Take (or extend) this worker's lease on a file; false if another worker holds a live one.
+        `taking_over`: a worker known to be dead whose lease is taken even though it has not expired."""
         now = _now()
         fresh = {"path": _path_key(path), "status": CLAIMED, "runs": [], "attempts": 0}
-        return self._claim(files_table, {**fresh, "first_seen": now, "last_seen": now}, now, lease_seconds)
+        row = {**fresh, "first_seen": now, "last_seen": now}
+        return self._claim(files_table, row, now, lease_seconds, taking_over)
 
     def renew(self, path: str | os.PathLike[str], lease_seconds: float) -> bool:
         """Extend this worker's lease on a file; false if the file is not (any longer) ours."""
@@ -230,11 +237,15 @@ class Ledger:
         """Give up this worker's lease on a file; false if it held none."""
         return self._release(files_table, self._file_key(path))
 
-    def claim_run(self, uid: str, lease_seconds: float, *, path: str | os.PathLike[str] | None = None) -> bool:
-        """Take (or extend) this worker's lease on a run uid; false if another worker holds a live one."""
+    def claim_run(
+        self, uid: str, lease_seconds: float, *, path: str | os.PathLike[str] | None = None,
+        taking_over: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Take (or extend) this worker's lease on a run uid; false if another worker holds a live one.
+        `taking_over`: as for `claim_file`."""
         fresh = {"uid": uid, "path": None if path is None else _path_key(path), "status": CLAIMED, "attempts": 0}
         now = _now()
-        return self._claim(runs_table, {**fresh, "updated": now}, now, lease_seconds)
+        return self._claim(runs_table, {**fresh, "updated": now}, now, lease_seconds, taking_over)
 
     def renew_run(self, uid: str, lease_seconds: float) -> bool:
         return self._renew(runs_table, self._run_key(uid), lease_seconds)
@@ -242,14 +253,17 @@ class Ledger:
     def release_run(self, uid: str) -> bool:
         return self._release(runs_table, self._run_key(uid))
 
-    def _claim(self, table: Table, fresh: dict[str, Any], now: datetime, lease_seconds: float) -> bool:
+    def _claim(
+        self, table: Table, fresh: dict[str, Any], now: datetime, lease_seconds: float, taking_over: str | None
+    ) -> bool:
         until = now + _lease(lease_seconds)
         stmt = self._insert(table).values(target=self.target, **fresh, owner=self.worker_id, lease_until=until)
+        owners = [self.worker_id] if taking_over is None else [self.worker_id, taking_over]
         free = or_(
             table.c.owner.is_(None),
             table.c.lease_until.is_(None),
             table.c.lease_until <= now,
-            table.c.owner == self.worker_id,
+            table.c.owner.in_(owners),
         )
         keys = [column.name for column in table.primary_key.columns]
         stmt = stmt.on_conflict_do_update(

@@ -3,15 +3,19 @@
 A file named explicitly is always taken. Inside a directory (searched recursively, in sorted
 order so runs are reported stably) a run file is one whose name ends in `.jsonl`, `.ndjson` or
 `.json`, optionally followed by `.gz`; hidden files and folders and temporary files (`*.tmp`,
-`*.part`, `*~`) are left alone, as are external data files (`.h5`, `.tiff`, ...). This stage
-never opens a file.
+`*.part`, `*~`) are left alone, as are external data files (`.h5`, `.tiff`, ...); so are FIFOs,
+sockets and devices, with a warning. This stage never opens a file.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from ingester.logs import logger
+from ingester.read.source import file_kind
 
 __all__ = ["RUN_FILE_SUFFIXES", "is_run_file_name", "find_run_files"]
 
@@ -29,12 +33,23 @@ def is_run_file_name(name: str) -> bool:
 
 
 def find_run_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Yield each run file once: named files as given, directories searched recursively."""
+    """Yield each run file once: named files as given, directories searched recursively.
+
+    What is neither a regular file nor a folder (a FIFO, a socket, a device) is skipped with a
+    warning and never opened: reading a FIFO would wait for a writer forever. A named path that
+    does not exist is yielded (whoever reads it says so)."""
     seen: set[Path] = set()
     for given in paths:
         path = Path(given)
-        if path.is_dir():
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            mode = None
+        if mode is not None and stat.S_ISDIR(mode):
             found = _walk(path)
+        elif mode is not None and file_kind(mode) is not None:
+            _skip(path, file_kind(mode))
+            continue
         else:
             found = iter([path])
         for file in found:
@@ -45,8 +60,32 @@ def find_run_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def _walk(top: Path) -> Iterator[Path]:
-    for folder, dirs, files in os.walk(top, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if is_run_file_name(name):
-                yield Path(folder) / name
+    """Run files under `top`, in sorted order, not following links to folders (as os.walk)."""
+    try:
+        entries = sorted(os.scandir(top), key=lambda entry: entry.name)
+    except OSError:
+        return
+    folders = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            folders.append(entry)
+        elif is_run_file_name(entry.name):
+            if entry.is_file():
+                yield Path(entry.path)
+            elif (kind := _kind_of(entry)) is not None:
+                _skip(Path(entry.path), kind)
+    for folder in folders:
+        yield from _walk(Path(folder.path))
+
+
+def _kind_of(entry: os.DirEntry) -> str | None:
+    try:
+        return file_kind(entry.stat().st_mode)
+    except OSError:
+        return None  # a dangling link: nothing to read, nothing to say
+
+
+def _skip(path: Path, kind: str) -> None:
+    logger.warning("{}: skipped: {}, not a regular file", path, kind)

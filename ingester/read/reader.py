@@ -139,6 +139,8 @@ class DocumentStream:
     def _read_bracketed(self, fh, lines, raw: bytes, number: int) -> Iterator[Document]:
         """A first line starting with `[`: a suitcase `[name, doc]` line, or a JSON array."""
         first = loads_lenient(raw)
+        if first is None and b"\x00" in raw:
+            raise self._fail(number, _malformed(raw, ValueError()))
         if isinstance(first, list) and len(first) == 2 and isinstance(first[0], str):
             self.format = "suitcase-jsonl"
             yield self._document(first, number)
@@ -150,6 +152,8 @@ class DocumentStream:
                 yield self._document(item, number)
             return
         body = raw.strip()[1:].strip()
+        if body and not body.endswith(b",") and raw.endswith(b"\n"):  # a whole line that is no JSON value
+            self._parse(raw, number, complete=True)  # raises, saying why
         if body.endswith(b","):
             body = body[:-1]
         if body:  # `[{...},` : one element a line, starting on the first line
@@ -300,6 +304,6 @@ def _malformed(raw: bytes, error: Exception) -> str:
     nul = raw.find(b"\x00")
     if nul >= 0:
         return f"malformed JSON: a NUL byte at column {nul + 1} (binary data in a run file?)"
-    if "recursion" in str(error).lower():
+    if "recursion" in str(error).lower() or "depth limit" in str(error).lower():
         return "malformed JSON: nested more than 1024 levels deep"
     return f"malformed JSON: {error}"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ingester.problems import IngestError, Problem
+from ingester.read.limits import limit_problem
 from ingester.read.reader import read_documents
 from ingester.read.reports import FileReport, RunReport
 from ingester.read.split import RunSplitter
@@ -151,8 +152,13 @@ class RunValidator:
         state = self.runs.get(run) or self._state(run, document)
         state.report.documents += 1
         reason = check_document(name, doc)
+        if reason is None and name in _NAMES_OK:
+            reason = limit_problem(name, doc)
+            reason = f"cannot be stored: {reason}" if reason else None
+        elif reason is not None and name in _NAMES_OK:
+            reason = f"fails its schema: {reason}"
         if reason is not None:
-            self._report(state, document, reason if name not in _NAMES_OK else f"fails its schema: {reason}")
+            self._report(state, document, reason)
             uid = doc.get("uid")
             if isinstance(uid, str):  # what refers to it is not reported again
                 state.rejected.add(uid)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ingester.target.layout import CatalogLayout, build_catalog
+from ingester.target.layout import CatalogLayout, build_catalog, hold_tabular_storage
 
 __all__ = ["build_catalog_app", "serve_catalog"]
 
@@ -37,6 +37,7 @@ def build_catalog_app(
         raise ValueError("the API key must contain only letters and digits (Tiled refuses other characters)")
     layout = CatalogLayout(Path(catalog_dir).absolute())
     catalog = build_catalog(layout, readable_roots, create=False)
+    hold_tabular_storage(catalog)  # while served, no other process writes tables it would read
     authentication = Authentication(
         single_user_api_key=api_key or secrets.token_hex(32),
         allow_anonymous_access=allow_anonymous_read,

@@ -192,7 +192,8 @@ class StreamTableWriter:
         if table.num_columns > MAX_TABLE_COLUMNS:
             parts = [(f"_{i}", part) for i, part in enumerate(split_table(table, MAX_TABLE_COLUMNS))]
         for suffix, part in parts:
-            metadata = truncate_json_overflow({k: v for k, v in self.data_keys.items() if k in part.column_names})
+            names = set(part.column_names)  # a new list at each call of column_names: once, and as a set
+            metadata = truncate_json_overflow({k: v for k, v in self.data_keys.items() if k in names})
             client = self.node.create_appendable_table(
                 schema=part.schema, key=f"internal{suffix}", metadata=metadata, access_tags=self.access_tags
             )

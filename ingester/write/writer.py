@@ -162,6 +162,6 @@ def _discard(run_node: Any, uid: str) -> str | None:
     try:
         run_node.delete(recursive=True, external_only=False)
     except Exception as err:
-        logger.warning("run %s: could not remove the partial run after a failed write", uid, exc_info=True)
+        logger.debug("run %s: could not remove the partial run after a failed write", uid, exc_info=True)
         return f"the partial run could not be removed ({type(err).__name__}: {err}) and is marked 'writing'"
     return None

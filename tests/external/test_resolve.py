@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from event_model import compose_run
@@ -255,3 +256,30 @@ def test_sources_of_one_data_key_are_checked_in_turn(tmp_path: Path) -> None:
         f"file://localhost{root}/a.h5",
         f"file://localhost{root}/b.h5",
     ]
+
+
+def test_an_unreadable_file_of_an_npy_sequence_is_refused_like_a_missing_one(tmp_path: Path) -> None:
+    for i in (0, 2):
+        _touch(tmp_path / "runs" / "npy" / f"scan_{i}.npy")
+    (tmp_path / "runs" / "npy" / "scan_1.npy").mkdir()  # there, but not a file that can be read
+    run, resource_uid = _resource_run(tmp_path, root="", resource_path="npy/scan", spec="NPY_SEQ", frames=3)
+    problem = _refusal(run, PathRules())
+    assert problem.uid == resource_uid and problem.line == 3
+    assert problem.reason == f"external file is not a regular file: {tmp_path}/runs/npy/scan_1.npy"
+
+
+@pytest.mark.parametrize("name", ["a#b.h5", "a?b.h5", "x #1?.h5"])
+def test_a_file_name_tiled_cannot_read_back_is_refused_saying_why(tmp_path: Path, name: str) -> None:
+    _touch(tmp_path / "runs" / name)
+    for uri in (f"file://localhost{tmp_path}/runs/{name}", f"file://localhost{tmp_path}/runs/{quote(name)}"):
+        problem = _refusal(_stream_resource_run(tmp_path, uri), PathRules())  # as written, or percent-encoded
+        assert "which Tiled cannot read back from a file URI" in problem.reason
+        assert problem.reason.endswith(f"{tmp_path}/runs/{name}")
+
+
+def test_a_percent_encoded_uri_names_the_decoded_file(tmp_path: Path) -> None:
+    det = _touch(tmp_path / "runs" / "det 1 (100%).h5")
+    source = _only(
+        resolve_external_paths(_stream_resource_run(tmp_path, f"file://localhost{quote(str(det))}"), PathRules())
+    )
+    assert source.local_uri == f"file://localhost{det}"  # the form tiled reads back (it does not decode)

@@ -17,6 +17,7 @@ import pytest
 from ingester.config import Settings
 from ingester.ingest.files import BatchOptions
 from ingester.ingest.workers import MIN_FILES_PER_PROCESS, writer_processes
+from support.catalog import run_state, storage_rows
 from support.cli import ingest, ledger_rows
 from support.corpus import EXPECTED, good_uids
 from support.runfiles import write_run_file
@@ -142,6 +143,9 @@ def writer_pids(parent: int) -> list[int]:
     return found
 
 
+BIG = 600_000  # events of the run killed while it is written: a few seconds of appends
+
+
 def test_writers_killed_mid_run_then_a_rerun_leaves_each_run_once(tmp_path):
     import os
     import signal
@@ -155,7 +159,7 @@ def test_writers_killed_mid_run_then_a_rerun_leaves_each_run_once(tmp_path):
     spool, catalog = tmp_path / "spool", tmp_path / "catalog"
     spool.mkdir()
     uids = {write_run_file(spool / f"small{i}.jsonl") for i in range(3)}
-    big = write_run_file(spool / "big.jsonl", events=300_000)
+    big = write_run_file(spool / "big.jsonl", events=BIG)
     uids.add(big)
     command = [sys.executable, "-m", "ingester", "ingest-dir", str(spool), "--catalog", str(catalog), "--processes",
                "2", "--report", str(tmp_path / "killed.json")]  # fmt: skip
@@ -163,17 +167,11 @@ def test_writers_killed_mid_run_then_a_rerun_leaves_each_run_once(tmp_path):
     log = open(tmp_path / "killed.log", "w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
-        while True:  # the large run is claimed just before it is written
+        deadline = time.monotonic() + 180
+        while run_state(catalog, big) != "writing":  # caught while its rows are appended, from what is on disk
             assert process.poll() is None, "ingest-dir finished before the large run could be caught being written"
-            assert time.monotonic() < deadline, "the large run was never claimed"
-            if (catalog / "ledger.db").is_file():
-                with Ledger.open(f"sqlite:///{catalog / 'ledger.db'}", str(catalog.absolute())) as book:
-                    record = book.lookup_run(big)
-                if record is not None and record.owner:
-                    break
-            time.sleep(0.1)
-        time.sleep(0.5)
+            assert time.monotonic() < deadline, "the large run was never written"
+            time.sleep(0.02)
         writers = writer_pids(process.pid)  # the writer of the large run, and the other one if not done yet
         assert writers
         for pid in writers:
@@ -194,7 +192,8 @@ def test_writers_killed_mid_run_then_a_rerun_leaves_each_run_once(tmp_path):
         assert sorted(target.root) == sorted(uids)  # nothing missing, nothing twice
         states = {uid: target.root[uid].metadata["_ingest"]["state"] for uid in uids}
         assert set(states.values()) == {"complete"}, states
-        assert len(target.root[big]["primary"].base["internal"].read()) == 300_000
+        assert len(target.root[big]["primary"].base["internal"].read()) == BIG
+    assert storage_rows(catalog) == BIG + 3 * 5  # the killed write's rows were removed with its run
     with Ledger.open(f"sqlite:///{catalog / 'ledger.db'}", str(catalog.absolute())) as book:
         assert {Path(r.path).name: r.status for r in book.files()} == {
             **{f"small{i}.jsonl": "ingested" for i in range(3)},
