@@ -67,6 +67,8 @@ class NormalizedRun:
     streams: dict[str, StreamInfo] = field(default_factory=dict)
     external: dict[str, ExternalSource] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    legacy: list[str] = field(default_factory=list)  # legacy forms used (schemas.legacy_forms), for `_ingest.legacy`
+    missing: list[str] = field(default_factory=list)  # "stream/key: path" left out (--on-missing-file skip)
 
 
 @dataclass

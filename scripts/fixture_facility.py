@@ -205,7 +205,7 @@ def stream_key_with_datums() -> list[Run]:
         "roi", "data/filestore-key.h5", {"dataset": "/entry/data/data", "chunk_shape": [1, 4, 5]}
     )
     for n in range(3):
-        datum = run.datum(res_uid, n, {"frame": n})
+        datum = run.datum(res_uid, n, {"dataset": "/entry/data/data", "frame": n})
         run.event(desc, {"cam": datum, "I0": 5.0 + n})
     run.stream_datum(sres, desc, 0, 3)
     run.stop()

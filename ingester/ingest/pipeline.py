@@ -146,6 +146,8 @@ def _provenance(path: Path, run: RunReport, found: FilePass, resolved: Normalize
         "ingester": {"name": "bluesky-ingester", "version": __version__},
         "incomplete": run.status == Verdict.INCOMPLETE,
         **content_summary(resolved),
+        **({"legacy": resolved.legacy} if resolved.legacy else {}),
+        **({"missing": resolved.missing} if resolved.missing else {}),
     }  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ingester.problems import IngestError, Problem
+from ingester.read.legacy_notes import LegacyNotes
 from ingester.read.normalize_descriptor import RESERVED_DATA_KEYS, DataKeySets, DescriptorNormalizer
 from ingester.runs import Document, ExternalSource, NormalizedRun, StreamInfo
 
@@ -104,6 +105,7 @@ class RunNormalization:
         self.external: dict[str, ExternalSource] = {}
         self.descriptors = DescriptorNormalizer()
         self.keys = DataKeySets()
+        self.legacy = LegacyNotes()  # the legacy forms this run used, for `_ingest.legacy`
         self._raw_descriptors: list[dict[str, Any]] = []  # replayed into RunNormalizer if it is needed
         self._origins: dict[str, tuple[str, int, str]] = {}  # (stream_)resource uid -> (name, line, location)
         self._legacy: _Legacy | None = None
@@ -123,6 +125,7 @@ class RunNormalization:
                 self._stream_datum(document.doc)
             elif name == "descriptor":
                 self._descriptor(document.doc)
+                self.legacy.descriptor(document.doc, document.line)
                 if self._legacy is not None:
                     self._legacy.feed(document)
             elif name in _LEGACY_DOCUMENTS:
@@ -143,6 +146,7 @@ class RunNormalization:
         doc = document.doc
         external_only = self.keys.external_only
         if doc.get("filled") or (external_only and not doc["data"].keys().isdisjoint(external_only)):
+            self.legacy.event(doc, document.line)
             self._legacy_for(document).feed(document)
         info = self._info_of.get(doc["descriptor"])
         if info is None:
@@ -153,7 +157,9 @@ class RunNormalization:
         name, doc = document.name, document.doc
         if name == "resource":
             self._origins[doc["uid"]] = (name, document.line, legacy_location(doc))
+            self.legacy.resource(doc, document.line)
         elif name == "stream_resource":
+            self.legacy.stream_resource(doc, document.line)
             location = doc["uri"] if "mimetype" in doc else legacy_location(doc)
             self._origins[doc["uid"]] = (name, document.line, location)
         self._legacy_for(document).feed(document)
@@ -185,6 +191,7 @@ class RunNormalization:
             streams=self.streams,
             external=self.external,
             notes=list(self.descriptors.notes),
+            legacy=self.legacy.lines(),
         )
 
     # -- what RunNormalizer would emit ----------------------------------------------------------------
