@@ -43,6 +43,7 @@ class ExternalSource:
     stream_datums: list[dict[str, Any]] = field(default_factory=list)
     local_uri: str | None = None
     server_uri: str | None = None
+    spec: str = ""  # a legacy document's `spec` as written (RunNormalizer upper-cases it)
 
 
 @dataclass

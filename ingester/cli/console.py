@@ -91,6 +91,13 @@ def print_summary(summary: Summary, *, stream: TextIO | None = None, dry_run: bo
             markup=False,
             highlight=False,
         )
+    partial = [run for run in summary.runs if run.missing]
+    if partial:
+        console.print(
+            f"{len(partial)} runs ingested without the keys whose external files are missing (listed in the report)",
+            markup=False,
+            highlight=False,
+        )
     rate = len(summary.files) / summary.seconds if summary.seconds else 0.0
     console.print(
         f"{len(summary.files)} files, {len(summary.runs)} runs in {summary.seconds:.1f} s "

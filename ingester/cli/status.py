@@ -21,7 +21,7 @@ def status(
 ) -> None:
     """The ledger in short: files by status, the workers and when they were last seen."""
     from ingester.config import target_key
-    from ingester.status import RETRYABLE
+    from ingester.status import MISSING_FILES, RETRYABLE, Outcome
 
     settings = build_settings(config, catalog=catalog, tiled_uri=tiled_uri, ledger=ledger)
     with open_ledger(settings, "status") as book:
@@ -30,6 +30,9 @@ def status(
         for name, count in sorted(counts.items()):
             typer.echo(f"  {name:<16} {count:>8}")
         typer.echo(f"  {'total':<16} {sum(counts.values()):>8}")
+        partial = book.count_runs(Outcome.INGESTED, MISSING_FILES)
+        if partial:
+            typer.echo(f"runs ingested without the keys whose external files are missing: {partial}")
         for worker in book.workers():
             scanned = worker.last_scan.isoformat(timespec="seconds") if worker.last_scan else "never"
             typer.echo(

@@ -28,7 +28,7 @@ from ingester.ingest.pipeline import RunIngester, file_digest
 from ingester.ledger.lease import LeaseKeeper
 from ingester.ledger.records import FileRecord
 from ingester.ledger.store import Ledger
-from ingester.status import SUCCEEDED, Outcome
+from ingester.status import RECORDED, SUCCEEDED, Outcome
 
 __all__ = ["BatchOptions", "FileIngester"]
 
@@ -69,6 +69,7 @@ class FileIngester:
         self.runs = RunIngester(
             client, path_rules(settings), include_incomplete=settings.include_incomplete, dry_run=options.dry_run,
             replace=options.replace, defer_existing=defer_existing, guards=self.guards,
+            leftover_after=settings.leftover_after,
         )  # fmt: skip
 
     def __enter__(self) -> FileIngester:
@@ -135,9 +136,9 @@ class FileIngester:
 
     def _record(self, path: Path, stat: os.stat_result, digest: str, outcome: FileOutcome) -> None:
         for run in outcome.runs:
-            if run.uid and run.status != Outcome.DEFERRED:
+            if run.uid and run.status in RECORDED:
                 self.ledger.record_run(run.uid, path, run.status, reason=run.reason, line=run.line)
-        if outcome.status == Outcome.DEFERRED:  # looked at again by a later pass, which records the file
+        if outcome.status not in RECORDED:  # deferred, in progress elsewhere: looked at again by a later pass
             return
         self.ledger.record_file(
             path,

@@ -24,6 +24,7 @@ from ingester import __version__
 from ingester.config import PathRules
 from ingester.external.plan import plan_external_nodes
 from ingester.external.resolve import resolve_external_paths
+from ingester.ingest.failures import is_target_failure
 from ingester.ingest.guards import WriteGuards
 from ingester.ingest.outcomes import RunOutcome
 from ingester.problems import IngestError, Problem, WriteFailed
@@ -31,7 +32,7 @@ from ingester.read.reports import FileReport, RunReport
 from ingester.read.single_pass import FilePass, read_once
 from ingester.read.spool import RowSpool
 from ingester.runs import NormalizedRun
-from ingester.status import Outcome, Verdict
+from ingester.status import MISSING_FILES, Outcome, Verdict
 from ingester.write.existing import content_summary, differences
 from ingester.write.layout import stream_metadata
 
@@ -51,11 +52,14 @@ class RunIngester:
     `guards`: held while a run is written (one writer at a time to SQLite, one writer per uid).
     `replace`: a run already in Tiled with other content is replaced instead of refused as a conflict.
     `defer_existing`: a run whose uid is in Tiled already is left alone (`deferred`), leftover or not.
+    `leftover_after`: a run in Tiled without stop, not ours, that changed less than this many seconds
+    ago is left alone (`in-progress-elsewhere`: another writer is still writing it).
     """
 
     def __init__(
         self, client: Any, rules: PathRules, *, include_incomplete: bool = False, dry_run: bool = False,
         replace: bool = False, defer_existing: bool = False, guards: WriteGuards | None = None,
+        leftover_after: float = 300.0,
     ):  # fmt: skip
         self.client = client
         self.rules = rules
@@ -64,6 +68,7 @@ class RunIngester:
         self.replace = replace
         self.defer_existing = defer_existing
         self.guards = guards
+        self.leftover_after = leftover_after
 
     def ingest(self, path: Path, *, digest: str | None = None, report: FileReport | None = None) -> list[RunOutcome]:
         """Validate (unless `report` is given), normalize, resolve and write every run of `path`.
@@ -99,16 +104,23 @@ class RunIngester:
             provenance = _provenance(path, run, found, resolved, digest())
             with self.guards.writing(run.uid, path) if self.guards else nullcontext():
                 outcome = self._write(path, run, resolved, spool, plans, provenance)
-        except WriteFailed as err:
-            return _refused(path, run, [err.problem], status=Outcome.FAILED)
+        except WriteFailed as err:  # the writer removed what it wrote; whose fault was it?
+            if is_target_failure(err):
+                return _refused(path, run, [err.problem], status=Outcome.FAILED)
+            return _refused(path, run, [_content_problem(path, run, err)])
         except IngestError as err:
             return _refused(path, run, [err.problem])
-        except Exception as err:  # Tiled down, a file vanished mid-write...: the writer cleaned up
+        except Exception as err:  # Tiled down, a file vanished mid-write...: nothing was written
+            if not is_target_failure(err):
+                return _refused(path, run, [_content_problem(path, run, err)])
             problem = Problem(str(path), run.line, f"write failed: {type(err).__name__}: {err}", "start", run.uid)
             return _refused(path, run, [problem], status=Outcome.FAILED)
         finally:
             spool.discard(run.uid)
         outcome.events, outcome.seconds = events, time.perf_counter() - started
+        if outcome.status == Outcome.INGESTED and resolved.missing:
+            outcome.missing = list(resolved.missing)
+            outcome.reason = f"{MISSING_FILES} {'; '.join(resolved.missing)}"
         return outcome
 
     def _write(
@@ -118,13 +130,22 @@ class RunIngester:
         from ingester.write.writer import RunAlreadyPresent, write_run
 
         blocks = spool.blocks(run.uid)
-        write = functools.partial(write_run, self.client, resolved, blocks, provenance=provenance, plans=plans)
+        write = functools.partial(
+            write_run, self.client, resolved, blocks, provenance=provenance, plans=plans,
+            leftover_after=self.leftover_after,
+        )  # fmt: skip
         try:
             write(replace_leftover=not self.defer_existing)
             return RunOutcome(path, run.uid, Outcome.INGESTED)
         except RunAlreadyPresent as present:
             if self.defer_existing:  # its tables may be in another writer process's DuckDB file
                 return RunOutcome(path, run.uid, Outcome.DEFERRED, f"/{run.uid} is in the catalog already", run.line)
+            if present.active_for is not None:
+                reason = (
+                    f"run {run.uid} is in Tiled without stop and changed {present.active_for:.0f} s ago "
+                    f"(under --leftover-after {self.leftover_after:g} s): another writer is still writing it"
+                )
+                return RunOutcome(path, run.uid, Outcome.IN_PROGRESS_ELSEWHERE, reason, run.line)
             found_differences = differences(present.node, resolved)
             if not found_differences:
                 return RunOutcome(path, run.uid, Outcome.ALREADY_PRESENT, "the same run is already in Tiled", run.line)
@@ -136,6 +157,16 @@ class RunIngester:
             present.node.delete(recursive=True, external_only=False)
         write()
         return RunOutcome(path, run.uid, Outcome.INGESTED)
+
+
+def _content_problem(path: Path, run: RunReport, err: Exception) -> Problem:
+    """Why Tiled would not take the run's content (a retry cannot fix it): the original error, and
+    whether the partial run is gone, at the run's start line."""
+    cause = err.__cause__ if isinstance(err, WriteFailed) and err.__cause__ is not None else err
+    what = str(cause).replace("\n", " ").strip()
+    removed = "" if not isinstance(err, WriteFailed) else f"; {err.problem.reason.rpartition('); ')[2]}"
+    reason = f"Tiled will not store the run as it is: {type(cause).__name__}: {what}{removed}"
+    return Problem(str(path), run.line, reason, "start", run.uid)
 
 
 def _provenance(path: Path, run: RunReport, found: FilePass, resolved: NormalizedRun, digest: str) -> dict:

@@ -206,6 +206,16 @@ class Ledger:
         with self._writing() as connection:
             connection.execute(stmt.on_conflict_do_update(index_elements=["target", "uid"], set_=set_))
 
+    def count_runs(self, status: str, reason_prefix: str) -> int:
+        """How many of this target's runs are in `status` with a reason starting with `reason_prefix`."""
+        query = select(func.count()).where(
+            runs_table.c.target == self.target,
+            runs_table.c.status == status,
+            runs_table.c.reason.startswith(reason_prefix, autoescape=True),
+        )
+        with self._reading() as connection:
+            return int(connection.execute(query).scalar_one())
+
     def runs(self, status: str | Iterable[str] | None = None) -> list[RunRecord]:
         """This target's runs, by uid; only those in `status` (one or several) if given."""
         query = select(runs_table).where(runs_table.c.target == self.target).order_by(runs_table.c.uid)

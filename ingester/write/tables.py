@@ -34,7 +34,7 @@ import pyarrow
 from ingester.columns import ColumnBlock, chunk_rows
 from ingester.write.layout import MAX_ARRAY_SIZE, MAX_TABLE_COLUMNS, split_table, truncate_json_overflow
 
-__all__ = ["StreamTableWriter", "write_internal_data", "arrow_table", "nulls_as_strings"]
+__all__ = ["StreamTableWriter", "write_internal_data", "arrow_table", "nulls_as_strings", "check_storable"]
 
 # The Arrow type pyarrow gives a list of Python numbers, for each numpy dtype rows.py stores them in.
 _NATIVE_TYPES = {numpy.dtype(numpy.float64): pyarrow.float64(), numpy.dtype(numpy.int64): pyarrow.int64()}
@@ -209,6 +209,7 @@ class StreamTableWriter:
         if table.num_columns > MAX_TABLE_COLUMNS:
             parts = [(f"_{i}", part) for i, part in enumerate(split_table(table, MAX_TABLE_COLUMNS))]
         for suffix, part in parts:
+            check_storable(part.schema, self.stream)
             metadata = truncate_json_overflow({k: v for k, v in self.data_keys.items() if k in part.column_names})
             client = self.node.create_appendable_table(
                 schema=part.schema, key=f"internal{suffix}", metadata=metadata, access_tags=self.access_tags
@@ -230,6 +231,22 @@ class StreamTableWriter:
     def _note(self, message: str) -> None:
         if message not in self.notes:
             self.notes.append(message)
+
+
+def check_storable(schema: pyarrow.Schema, stream: str) -> None:
+    """Raise ValueError when no SQL storage of Tiled (SQLite, DuckDB, PostgreSQL) takes a table of
+    `schema` (a column name it refuses, a type it has no column for), with Tiled's own reason: the run's
+    content is at fault, so it is refused the same way whichever target it goes to."""
+    from tiled.adapters.sql import arrow_schema_to_column_defns
+
+    first: Exception | None = None
+    for dialect in ("duckdb", "sqlite", "postgresql"):
+        try:
+            arrow_schema_to_column_defns(schema, dialect)
+            return
+        except Exception as err:  # noqa: BLE001 - Tiled's reason is what the user sees
+            first = first or err
+    raise ValueError(f"stream '{stream}': Tiled's SQL storage refuses its internal table: {first}") from first
 
 
 def _case_collisions(columns: list[str]) -> dict[str, str]:
