@@ -43,7 +43,8 @@ RECORDED = frozenset({Outcome.INGESTED, Outcome.ALREADY_PRESENT, Outcome.INCOMPL
 """What the ledger records; an unchanged file with any of these is not looked at again."""
 
 RETRYABLE = (Outcome.FAILED, Outcome.REFUSED)
-"""What `ingester retry` looks at again."""
+"""What `ingester status --failed` lists; `ingester retry` tries the failed ones again, the refused
+ones only when asked (their content has not changed)."""
 
 SUCCEEDED = frozenset({Outcome.INGESTED, Outcome.ALREADY_PRESENT})
 """The run (or every run of the file) is in Tiled."""

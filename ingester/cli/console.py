@@ -87,7 +87,8 @@ def print_summary(summary: Summary, *, stream: TextIO | None = None, dry_run: bo
     ]
     if earlier:
         console.print(
-            f"{len(earlier)} unchanged files were refused or failed before: `ingester retry` tries them again",
+            f"{len(earlier)} unchanged files were refused or failed before: `ingester retry` tries the failed "
+            "ones again (the refused ones with --refused)",
             markup=False,
             highlight=False,
         )

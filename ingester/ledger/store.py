@@ -20,7 +20,7 @@ Statuses of a file or run: `ingested` and `already-present` (its runs are in the
 wrong), and `claimed` (a claim placed the row, no outcome recorded yet). Every outcome status is
 settled for unchanged bytes: a file in any of the five is skipped when size and mtime match,
 because reading the same bytes again would give the same answer. Changed files are looked at
-again whatever their status; refused and failed files are re-attempted by `retry`.
+again whatever their status; failed files are re-attempted by `retry` (refused ones when it is asked to).
 
 This module never reads a run file, never hashes, never talks to Tiled and never decides an
 outcome: it records what the pipeline reports. Recording does not check claims.
