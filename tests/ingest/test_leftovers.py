@@ -9,10 +9,13 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from event_model import compose_run
 
+from ingester.config import redact_uri
+from ingester.ledger.store import Ledger
 from ingester.target.targets import open_embedded
-from support.cli import ingest, ledger_rows
+from support.facility import Target
 
 
 def write_run_file(path: Path, age: float) -> tuple[str, list[tuple[str, dict]]]:
@@ -31,51 +34,68 @@ def write_run_file(path: Path, age: float) -> tuple[str, list[tuple[str, dict]]]
     return bundle.start_doc["uid"], docs
 
 
-def tiledwriter_wrote_all_but_the_stop(catalog: Path, docs: list[tuple[str, dict]]) -> None:
+@pytest.fixture(params=["embedded", "server"])
+def target(request, tmp_path):
+    server = request.getfixturevalue("server") if request.param == "server" else None
+    return Target(tmp_path, server)
+
+
+def tiledwriter_wrote_all_but_the_stop(target: Target, docs: list[tuple[str, dict]]) -> None:
     """TiledWriter, fed the run up to its last event (as a live writer is, mid-run)."""
     from bluesky_tiled_plugins.writing.tiled_writer import TiledWriter
 
-    with open_embedded(catalog) as target:
-        writer = TiledWriter(target.root, batch_size=1)
+    if target.server is None:
+        open_embedded(target.catalog).close()  # TiledWriter writes where ingest-dir will look
+    with target.client() as root:
+        writer = TiledWriter(root, batch_size=1)
         for name, doc in docs[:-1]:
             writer(name, doc)
 
 
-def run_metadata(catalog: Path, uid: str) -> dict:
-    with open_embedded(catalog) as target:
-        return dict(target.root[uid].metadata)
+def run_metadata(target: Target, uid: str) -> dict:
+    with target.client() as root:
+        return dict(root[uid].metadata)
 
 
-def test_a_run_still_being_written_is_left_alone_then_replaced_once_quiet(tmp_path):
-    catalog, report = tmp_path / "catalog", tmp_path / "report.json"
-    uid, docs = write_run_file(tmp_path / "live.jsonl", age=0)
-    tiledwriter_wrote_all_but_the_stop(catalog, docs)
+def ledger_files(target: Target, tmp_path: Path) -> list[str]:
+    url = f"sqlite:///{target.catalog / 'ledger.db'}" if target.server is None else target.ledger
+    key = str(target.catalog.absolute()) if target.server is None else redact_uri(target.server.uri)
+    with Ledger.open(url, key) as book:
+        return [record.path for record in book.files()]
 
-    result = ingest(tmp_path / "live.jsonl", "--catalog", catalog, "--report", report)
+
+def test_a_run_still_being_written_is_left_alone_then_replaced_once_quiet(target, tmp_path):
+    report = tmp_path / "report.json"
+    path = target.folder / "live.jsonl"
+    uid, docs = write_run_file(path, age=0)
+    tiledwriter_wrote_all_but_the_stop(target, docs)
+
+    result = target.invoke("ingest-dir", path, "--report", report)
     assert result.exit_code == 0, result.output
     entry = json.loads(report.read_text())["files"][0]
     assert entry["status"] == "in-progress-elsewhere"
     assert "another writer is still writing it" in entry["reason"]
-    metadata = run_metadata(catalog, uid)
+    metadata = run_metadata(target, uid)
     assert "stop" not in metadata and "_ingest" not in metadata  # TiledWriter's run, untouched
-    assert ledger_rows(catalog) == {}  # not settled: the next pass looks at the file again
+    assert ledger_files(target, tmp_path) == []  # not settled: the next pass looks at the file again
 
     time.sleep(1.5)  # the run's newest document is now older than a 1-second --leftover-after
-    again = ingest(tmp_path / "live.jsonl", "--catalog", catalog, "--leftover-after", "1", "--report", report)
+    again = target.invoke("ingest-dir", path, "--leftover-after", "1", "--report", report)
     assert again.exit_code == 0, again.output
     assert json.loads(report.read_text())["files"][0]["status"] == "ingested"
-    metadata = run_metadata(catalog, uid)
+    metadata = run_metadata(target, uid)
     assert "stop" in metadata and metadata["_ingest"]["state"] == "complete"
 
 
-def test_a_run_its_writer_left_long_ago_is_replaced_at_once(tmp_path):
-    catalog, report = tmp_path / "catalog", tmp_path / "report.json"
-    uid, docs = write_run_file(tmp_path / "dead.jsonl", age=3600)
-    tiledwriter_wrote_all_but_the_stop(catalog, docs)
-    result = ingest(tmp_path / "dead.jsonl", "--catalog", catalog, "--report", report)  # default: 300 s
+def test_a_run_its_writer_left_long_ago_is_replaced_at_once(target, tmp_path):
+    report = tmp_path / "report.json"
+    path = target.folder / "dead.jsonl"
+    uid, docs = write_run_file(path, age=3600)
+    tiledwriter_wrote_all_but_the_stop(target, docs)
+    result = target.invoke("ingest-dir", path, "--report", report)  # the default --leftover-after: 300 s
     assert result.exit_code == 0, result.output
     assert json.loads(report.read_text())["files"][0]["status"] == "ingested"
-    metadata = run_metadata(catalog, uid)
+    metadata = run_metadata(target, uid)
     assert "stop" in metadata and metadata["_ingest"]["state"] == "complete"
-    with open_embedded(catalog) as target:
-        assert len(target.root[uid]["primary"].base["internal"].read()) == 3
+    with target.client() as root:
+        assert len(root[uid]["primary"].base["internal"].read()) == 3
