@@ -162,10 +162,12 @@ class RunIngester:
 def _content_problem(path: Path, run: RunReport, err: Exception) -> Problem:
     """Why Tiled would not take the run's content (a retry cannot fix it): the original error, and
     whether the partial run is gone, at the run's start line."""
-    cause = err.__cause__ if isinstance(err, WriteFailed) and err.__cause__ is not None else err
+    writing = isinstance(err, WriteFailed)
+    cause = err.__cause__ if writing and err.__cause__ is not None else err
     what = str(cause).replace("\n", " ").strip()
-    removed = "" if not isinstance(err, WriteFailed) else f"; {err.problem.reason.rpartition('); ')[2]}"
-    reason = f"Tiled will not store the run as it is: {type(cause).__name__}: {what}{removed}"
+    removed = f"; {err.problem.reason.rpartition('); ')[2]}" if writing else ""
+    prefix = "Tiled will not store the run as it is" if writing else "the run cannot be ingested as it is"
+    reason = f"{prefix}: {type(cause).__name__}: {what}{removed}"
     return Problem(str(path), run.line, reason, "start", run.uid)
 
 
