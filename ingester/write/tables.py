@@ -209,11 +209,16 @@ class StreamTableWriter:
         if table.num_columns > MAX_TABLE_COLUMNS:
             parts = [(f"_{i}", part) for i, part in enumerate(split_table(table, MAX_TABLE_COLUMNS))]
         for suffix, part in parts:
-            check_storable(part.schema, self.stream)
             metadata = truncate_json_overflow({k: v for k, v in self.data_keys.items() if k in part.column_names})
-            client = self.node.create_appendable_table(
-                schema=part.schema, key=f"internal{suffix}", metadata=metadata, access_tags=self.access_tags
-            )
+            try:
+                client = self.node.create_appendable_table(
+                    schema=part.schema, key=f"internal{suffix}", metadata=metadata, access_tags=self.access_tags
+                )
+            except Exception:
+                # A server says only "500" when its SQL storage refuses a table: ask Tiled's own rules
+                # whether the content is at fault (only now: importing them costs about 200 MB).
+                check_storable(part.schema, self.stream)
+                raise
             self._tables.append((part.column_names, client))
 
     def _dims(self, shape: tuple) -> tuple[str, ...]:
@@ -236,7 +241,8 @@ class StreamTableWriter:
 def check_storable(schema: pyarrow.Schema, stream: str) -> None:
     """Raise ValueError when no SQL storage of Tiled (SQLite, DuckDB, PostgreSQL) takes a table of
     `schema` (a column name it refuses, a type it has no column for), with Tiled's own reason: the run's
-    content is at fault, so it is refused the same way whichever target it goes to."""
+    content is at fault, so it is refused the same way whichever target it goes to. Called once
+    creating the table failed, since importing `tiled.adapters.sql` costs about 200 MB."""
     from tiled.adapters.sql import arrow_schema_to_column_defns
 
     first: Exception | None = None
