@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     root_map: list[tuple[str, str]] = Field(default_factory=list, description="OLD=NEW prefixes of moved data.")
     server_paths: list[tuple[str, str]] = Field(
         default_factory=list, description="LOCAL=SERVER prefixes when Tiled mounts the data elsewhere."
+    )
+    on_missing_file: Literal["refuse", "skip"] = Field(
+        "refuse",
+        description="A run naming an external file that is not there: refuse it, or ingest it without that key.",
+    )
+    leftover_after: float = Field(
+        300.0, ge=0, description="Seconds a run in Tiled without stop must have been unchanged before it is replaced."
     )
     ledger: str | None = Field(None, description="SQLAlchemy URL of the ledger; default: inside the catalog.")
     jobs: int = Field(0, ge=0, description="Concurrent runs; 0 means the number of cores.")
@@ -148,11 +155,14 @@ class PathRules:
         directory of the run file. Relative roots are taken against the working directory.
     root_map: (OLD, NEW) absolute path prefixes; a location under OLD is read under NEW.
     server_paths: (LOCAL, SERVER) path prefixes; the Tiled server sees LOCAL/... as SERVER/...
+    skip_missing: a key whose file is missing (or whose resource names no file) is left out of the
+        run instead of refusing it (`on_missing_file = "skip"`).
     """
 
     data_roots: tuple[Path, ...] = ()
     root_map: tuple[tuple[str, str], ...] = ()
     server_paths: tuple[tuple[str, str], ...] = ()
+    skip_missing: bool = False  # ingest a run without the external keys whose files are missing
 
 
 def path_rules(settings: Settings) -> PathRules:
@@ -160,6 +170,7 @@ def path_rules(settings: Settings) -> PathRules:
         data_roots=tuple(Path(p).absolute() for p in settings.data_roots),
         root_map=tuple((old, str(Path(new).absolute())) for old, new in settings.root_map),
         server_paths=tuple(settings.server_paths),
+        skip_missing=settings.on_missing_file == "skip",
     )
 
 

@@ -43,6 +43,7 @@ class ExternalSource:
     stream_datums: list[dict[str, Any]] = field(default_factory=list)
     local_uri: str | None = None
     server_uri: str | None = None
+    spec: str = ""  # a legacy document's `spec` as written (RunNormalizer upper-cases it)
 
 
 @dataclass
@@ -67,6 +68,8 @@ class NormalizedRun:
     streams: dict[str, StreamInfo] = field(default_factory=dict)
     external: dict[str, ExternalSource] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    legacy: list[str] = field(default_factory=list)  # legacy forms used (schemas.legacy_forms), for `_ingest.legacy`
+    missing: list[str] = field(default_factory=list)  # "stream/key: path" left out (--on-missing-file skip)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The words for what became of a file or a run, in one place: pipeline, ledger, report, watch and CLI use these.
 
 `Outcome` is what ingesting gave. The first five are what the ledger records and the report shows;
-the others are told to the caller but never recorded. `Verdict` is what validation says of a run
+the others are told to the caller but never recorded (the file is looked at again on the next pass). `Verdict` is what validation says of a run
 or a file. Both are `StrEnum`s: each member *is* its word, so it compares equal to the string, is
 stored as the string and prints as it.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Outcome", "Verdict", "RECORDED", "RETRYABLE", "SUCCEEDED"]
+__all__ = ["Outcome", "Verdict", "RECORDED", "RETRYABLE", "SUCCEEDED", "MISSING_FILES"]
 
 
 class Outcome(StrEnum):
@@ -37,16 +37,22 @@ class Outcome(StrEnum):
     """One of several writer processes left it to the last pass in one process."""
     INTERRUPTED = "interrupted"
     """Not (wholly) looked at: the pass was stopped (a signal, or the target went away) before it."""
+    IN_PROGRESS_ELSEWHERE = "in-progress-elsewhere"
+    """Tiled holds the run without stop and it changed lately: another writer is still writing it."""
 
 
 RECORDED = frozenset({Outcome.INGESTED, Outcome.ALREADY_PRESENT, Outcome.INCOMPLETE, Outcome.REFUSED, Outcome.FAILED})
 """What the ledger records; an unchanged file with any of these is not looked at again."""
 
 RETRYABLE = (Outcome.FAILED, Outcome.REFUSED)
-"""What `ingester retry` looks at again."""
+"""What `ingester status --failed` lists; `ingester retry` tries the failed ones again, the refused
+ones only when asked (their content has not changed)."""
 
 SUCCEEDED = frozenset({Outcome.INGESTED, Outcome.ALREADY_PRESENT})
 """The run (or every run of the file) is in Tiled."""
+
+MISSING_FILES = "ingested without the external data of"
+"""How the reason of an `ingested` run that left out keys with missing files begins (ledger, report)."""
 
 
 class Verdict(StrEnum):

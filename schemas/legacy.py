@@ -3,7 +3,9 @@
 Mirrors event-model 1.24's `resource.json`, `datum.json` and `datum_page.json`; all three are closed.
 They are "legacy" in that newer runs use StreamResource/StreamDatum (see `schemas.stream`), but
 event-model 1.24 still defines them, and they are validated exactly as it does: a Resource needs
-`root` and `resource_path`, and `run_start` is optional.
+`root` and `resource_path`, and `run_start` is optional. One legacy form is accepted although
+event-model 1.24 rejects it: a Resource with an `id` key (databroker/filestore-era files), see
+`schemas.legacy_forms` ("resource-id"); RunNormalizer leaves it out, and so does the ingester.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Resource(ClosedModel):
     resource_kwargs: JsonObject
     path_semantics: Literal["posix", "windows"] = "posix"
     run_start: JsonString = ""
+    id: JsonString = ""  # legacy: a copy of the uid, left out when the Resource is read
 
 
 class Datum(ClosedModel):

@@ -166,6 +166,8 @@ def render_readme(entries: list[dict]) -> str:
         "derived from them by hand, one fault a file. External files sit in `<dir>/data/`; paths in the",
         "documents are relative to the run file's folder, except in `moved/`, whose documents use the",
         f"absolute root of another site (map it with `--root-map {FOREIGN_ROOT}=fixtures/moved`).",
+        "`facility/` holds hand-written runs in the forms real facility files take (issue 14), written by",
+        "`scripts/fixture_facility.py`: see `facility/README.md`.",
         "",
         "| file | what it is | how it was made | expected |",
         "|---|---|---|---|",

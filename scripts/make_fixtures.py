@@ -3,7 +3,8 @@
     .venv/bin/python scripts/make_fixtures.py
 
 Deletes and rewrites fixtures/{good,bad,incomplete,moved,unsafe}, fixtures/expected.json and
-fixtures/README.md. Needs the `fixtures` extra (bluesky, ophyd, ophyd-async[sim], suitcase-jsonl).
+fixtures/README.md, then fixtures/facility/ (hand-written facility forms, `fixture_facility.py`, which
+also runs on its own without the `fixtures` extra). Needs the `fixtures` extra (bluesky, ophyd, ophyd-async[sim], suitcase-jsonl).
 Runs come from the RunEngine with uuid4 and time.time pinned (fixture_io.pinned); every external
 path in the documents is rewritten to be relative to the run file's folder (or, in moved/, to an
 absolute root of another site). Nothing here is imported by the ingester.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import event_model
 from fixture_expect import FOREIGN_ROOT, render_readme, summarize_runs
+from fixture_facility import make_facility, merge_into_expected
 from fixture_io import (
     Docs,
     fresh_uids,
@@ -410,6 +412,7 @@ def main() -> int:
     make_unsafe(runs, fx)
     make_moved(runs, fx)
     fx.write_index()
+    merge_into_expected(make_facility())
     here = str(FIXTURES.parent)
     leaks = [p for p in FIXTURES.rglob("*.json*") if here.encode() in p.read_bytes() or b"/tmp/" in p.read_bytes()]
     if leaks:

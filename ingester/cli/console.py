@@ -84,7 +84,15 @@ def print_summary(summary: Summary, *, stream: TextIO | None = None, dry_run: bo
     earlier = [f for f in summary.files if f.status == Outcome.UNCHANGED and f.still_wrong]
     if earlier:
         console.print(
-            f"{len(earlier)} unchanged files were refused or failed before: `ingester retry` tries them again",
+            f"{len(earlier)} unchanged files were refused or failed before: `ingester retry` tries the failed "
+            "ones again (the refused ones with --refused)",
+            markup=False,
+            highlight=False,
+        )
+    partial = [run for run in summary.runs if run.missing]
+    if partial:
+        console.print(
+            f"{len(partial)} runs ingested without the keys whose external files are missing (listed in the report)",
             markup=False,
             highlight=False,
             soft_wrap=True,

@@ -24,6 +24,8 @@ from ingester.cli.options import (
     JobsOpt,
     LeaseOpt,
     LedgerOpt,
+    LeftoverAfterOpt,
+    OnMissingFileOpt,
     ParallelOpt,
     PathsArg,
     ProcessesOpt,
@@ -121,6 +123,8 @@ def ingest_dir(  # noqa: PLR0913 - one parameter a command-line option
     parallel_writes: ParallelOpt = None,
     processes: ProcessesOpt = None,
     lease: LeaseOpt = None,
+    on_missing_file: OnMissingFileOpt = None,
+    leftover_after: LeftoverAfterOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Validate, normalize, resolve and write every complete run found under PATHS; safe to repeat.
@@ -143,6 +147,8 @@ def ingest_dir(  # noqa: PLR0913 - one parameter a command-line option
         parallel_writes=parallel_writes,
         processes=processes,
         lease=lease,
+        on_missing_file=on_missing_file,
+        leftover_after=leftover_after,
     )
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -169,11 +175,18 @@ def retry(  # noqa: PLR0913 - one parameter a command-line option
     parallel_writes: ParallelOpt = None,
     processes: ProcessesOpt = None,
     lease: LeaseOpt = None,
+    on_missing_file: OnMissingFileOpt = None,
+    leftover_after: LeftoverAfterOpt = None,
+    refused: Annotated[
+        bool, typer.Option("--refused", help="Also try refused files again (their content has not changed).")
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Try again every file the ledger has as refused or failed (e.g. after fixing a data root)."""
+    """Try again every file the ledger has as failed; refused ones too with --refused, or when this
+    command is given --data-root, --root-map, --server-path or --on-missing-file (how external files
+    are found changed, which may fix a refusal)."""
     from ingester.ingest.files import BatchOptions
-    from ingester.status import RETRYABLE
+    from ingester.status import Outcome
 
     settings = build_settings(
         config,
@@ -187,11 +200,19 @@ def retry(  # noqa: PLR0913 - one parameter a command-line option
         parallel_writes=parallel_writes,
         processes=processes,
         lease=lease,
+        on_missing_file=on_missing_file,
+        leftover_after=leftover_after,
     )
+    resolution_changed = bool(data_root or root_map or server_path or on_missing_file)
+    wanted = [Outcome.FAILED, Outcome.REFUSED] if refused or resolution_changed else [Outcome.FAILED]
     with open_ledger(settings, "retry") as book, ledger_errors(settings):
-        files = [Path(record.path) for record in book.files(list(RETRYABLE))]
+        records = book.files([Outcome.FAILED, Outcome.REFUSED])
+    files = [Path(record.path) for record in records if record.status in wanted]
+    left = len(records) - len(files)
+    if left:
+        typer.echo(f"{left} refused files not tried again (their content did not change): --refused tries them")
     if not files:
-        typer.echo("nothing to retry: no refused or failed files in the ledger")
+        typer.echo("nothing to retry: no failed files in the ledger" + ("" if left else " (nor refused ones)"))
         raise typer.Exit(0)
     options = BatchOptions(replace=replace, force=True)
     _run(files, sorted({f.parent for f in files}), settings, options, report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,8 @@ __all__ = [
     "LeaseOpt",
     "ProcessesOpt",
     "ParallelOpt",
+    "OnMissingFileOpt",
+    "LeftoverAfterOpt",
     "build_settings",
 ]
 
@@ -78,6 +81,29 @@ ParallelOpt = Annotated[
 ]
 
 
+class OnMissingFile(StrEnum):
+    refuse = "refuse"
+    skip = "skip"
+
+
+OnMissingFileOpt = Annotated[
+    OnMissingFile | None,
+    typer.Option(
+        "--on-missing-file",
+        help="An external file that is not there: refuse the run, or skip: ingest it without that key "
+        "[default: refuse].",
+    ),
+]
+LeftoverAfterOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--leftover-after",
+        min=0,
+        help="A run in Tiled without stop is replaced only once unchanged for this many seconds [default: 300].",
+    ),
+]
+
+
 def build_settings(config: Path | None, **flags):
     """The settings from flags, environment and config file, or exit 2 with one line saying what is
     wrong (the values given are not repeated: one may be a secret)."""
@@ -87,6 +113,8 @@ def build_settings(config: Path | None, **flags):
     from ingester.logs import register_secret, scrub
 
     try:
+        if flags.get("on_missing_file") is not None:
+            flags["on_missing_file"] = str(flags["on_missing_file"])
         for name, flag in (("root_map", "--root-map"), ("server_paths", "--server-path")):
             if flags.get(name):
                 flags[name] = [parse_mapping(v, flag) for v in flags[name]]

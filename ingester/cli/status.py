@@ -24,7 +24,7 @@ def status(
     Only reads: it never waits for another ingester's write. Exit 2 if the ledger cannot be read."""
     from ingester.config import target_key
     from ingester.logs import scrub
-    from ingester.status import RETRYABLE
+    from ingester.status import MISSING_FILES, RETRYABLE, Outcome
 
     settings = build_settings(config, catalog=catalog, tiled_uri=tiled_uri, ledger=ledger)
     with open_ledger(settings, "status", read_only=True) as book, ledger_errors(settings):
@@ -33,6 +33,9 @@ def status(
         for name, count in sorted(counts.items()):
             typer.echo(f"  {name:<16} {count:>8}")
         typer.echo(f"  {'total':<16} {sum(counts.values()):>8}")
+        partial = book.count_runs(Outcome.INGESTED, MISSING_FILES)
+        if partial:
+            typer.echo(f"runs ingested without the keys whose external files are missing: {partial}")
         for worker in book.workers():
             scanned = worker.last_scan.isoformat(timespec="seconds") if worker.last_scan else "never"
             typer.echo(

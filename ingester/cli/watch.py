@@ -24,6 +24,8 @@ from ingester.cli.options import (
     JobsOpt,
     LeaseOpt,
     LedgerOpt,
+    LeftoverAfterOpt,
+    OnMissingFileOpt,
     ParallelOpt,
     PathsArg,
     RootMapOpt,
@@ -72,6 +74,8 @@ def watch(  # noqa: PLR0913 - one parameter a command-line option
     ] = 30.0,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log one JSON object a line.")] = False,
     lease: LeaseOpt = None,
+    on_missing_file: OnMissingFileOpt = None,
+    leftover_after: LeftoverAfterOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Follow PATHS and ingest each run as soon as it is complete; runs until SIGINT/SIGTERM."""
@@ -86,7 +90,8 @@ def watch(  # noqa: PLR0913 - one parameter a command-line option
         settings = build_settings(
             config, catalog=catalog, tiled_uri=tiled_uri, data_roots=data_root, root_map=root_map,
             server_paths=server_path, ledger=ledger, jobs=jobs, include_incomplete=include_incomplete,
-            parallel_writes=parallel_writes, lease=lease,
+            parallel_writes=parallel_writes, lease=lease, on_missing_file=on_missing_file,
+            leftover_after=leftover_after,
         )  # fmt: skip
         folders = [p for p in paths if p.is_dir()]
         if len(folders) != len(paths):

@@ -17,7 +17,7 @@ from typing import Any
 from ingester.problems import IngestError, Problem
 from ingester.runs import ExternalSource, NormalizedRun
 
-__all__ = ["source_groups", "consolidate", "source_problem", "document_uid"]
+__all__ = ["source_groups", "consolidate", "source_problem", "document_uid", "zeros_unknown"]
 
 
 def source_groups(run: NormalizedRun, *, indexed_only: bool = False) -> dict[tuple[str, str], list[ExternalSource]]:
@@ -51,6 +51,7 @@ def consolidate(
     for source in sources:
         # Consolidators may modify the document they are given (NPY sets its template): hand them a copy.
         doc = {**copy.deepcopy(source.doc), "uri": uri_of(source)}
+        doc, metadata, _ = zeros_unknown(doc, metadata)
         try:
             if consolidator is None:
                 before.append(0)
@@ -79,3 +80,26 @@ def document_uid(run: NormalizedRun, source: ExternalSource) -> str:
             if uid.endswith(suffix):
                 return uid[: -len(suffix)]
     return uid
+
+
+def zeros_unknown(doc: dict, metadata: dict) -> tuple[dict, dict, list[str]]:
+    """A StreamResource and its stream's descriptor with zeros taken as "unknown", and what was changed.
+
+    ophyd-async describes a detector before it is armed as `shape: [1, 0, 0]` with `chunk_shape:
+    [0, 0, 0]`, which no consolidator takes. A `chunk_shape` with a zero is left out (one chunk, until
+    the file says otherwise) and a data key shape with a zero becomes `[]`: planning then registers the
+    shape and chunks the file holds. `doc` and `metadata` are not modified; copies are returned.
+    """
+    notes = []
+    parameters = doc.get("parameters") or {}
+    chunk_shape = parameters.get("chunk_shape")
+    if isinstance(chunk_shape, list) and any(isinstance(d, int) and d <= 0 for d in chunk_shape):
+        doc = {**doc, "parameters": {k: v for k, v in parameters.items() if k != "chunk_shape"}}
+        notes.append(f"chunk_shape {chunk_shape} has zeros (unknown): the file's chunking is registered")
+    key = doc.get("data_key", "")
+    spec = (metadata.get("data_keys") or {}).get(key) or {}
+    shape = spec.get("shape")
+    if isinstance(shape, list) and 0 in shape:
+        metadata = {**metadata, "data_keys": {**metadata["data_keys"], key: {**spec, "shape": []}}}
+        notes.append(f"shape {shape} has zeros (unknown): the file's shape is registered")
+    return doc, metadata, notes

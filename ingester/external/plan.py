@@ -20,7 +20,7 @@ import math
 from tiled.structures.array import ArrayStructure
 from tiled.structures.data_source import DataSource
 
-from ingester.external.consolidate import consolidate, source_groups, source_problem
+from ingester.external.consolidate import consolidate, source_groups, source_problem, zeros_unknown
 from ingester.runs import ExternalNodePlan, ExternalSource, NormalizedRun
 
 __all__ = ["plan_external_nodes"]
@@ -43,6 +43,8 @@ def plan_external_nodes(run: NormalizedRun, stream_metadata: dict[str, dict]) ->
         )
         declared = consolidator.get_data_source()
         checked, corrections = _check_against_files(run, sources[0], stream, declared, consolidator.metadata)
+        _, _, unknown = zeros_unknown(sources[0].doc, stream_metadata[stream])
+        corrections[:0] = [f"'{stream}/{_data_key(sources[0])}': {note}" for note in unknown]
         _rewrite_uris(checked, [(s.local_uri, s.server_uri) for s in sources])
         plans.append(ExternalNodePlan(stream, consolidator.data_key, checked, dict(consolidator.metadata), corrections))
     return plans

@@ -13,6 +13,11 @@ For each `ExternalSource`, resolve takes the location exactly as the run file wr
   target;
 - maps the local path to the path the Tiled server sees (server_paths LOCAL=SERVER, component-wise).
 
+A source that names no file at all (a Resource whose handler computes its data: spec `newton`, root
+`/`, no resource_path) is refused saying so. With `skip_missing` (`--on-missing-file skip`), a data
+key with a missing file, or naming no file, is left out of the run instead: every source of that
+(stream, key) is dropped and `missing` lists "stream/key: path or reason".
+
 The files a source references are enumerated by bluesky-tiled-plugins' consolidators, grouped per
 (stream, data key) as TiledWriter groups them, so multi-file sequences (TIFF, NPY, ...) are checked
 file by file without re-implementing their templates.
@@ -48,19 +53,40 @@ class _Refusal(Exception):
     """A reason to refuse one source; turned into an `IngestError` with the source's place."""
 
 
+class _Missing(_Refusal):
+    """The source's file is not there, or it names no file: with `skip_missing` its key is left out."""
+
+    def __init__(self, reason: str, what: str):
+        super().__init__(reason)
+        self.what = what  # the missing path, or the reason it names no file
+
+
 def resolve_external_paths(run: NormalizedRun, rules: PathRules) -> NormalizedRun:
     """Return `run` with `local_uri` and `server_uri` set on every external source.
 
-    Raises `IngestError` for the first source that cannot be resolved, before anything is written.
+    Raises `IngestError` for the first source that cannot be resolved, before anything is written;
+    with `rules.skip_missing`, a key whose file is missing is left out instead (see the docstring).
     """
     roots = tuple(os.path.abspath(root) for root in (rules.data_roots or (run.path.parent,)))
     allowed = [os.path.realpath(root) for root in roots]
     allowed += [os.path.realpath(new) for _, new in rules.root_map]
+    missing: dict[tuple[str | None, str], str] = {}
+    for source in run.external.values():
+        if (reason := _names_no_file(source)) is not None:
+            if not rules.skip_missing:
+                raise source_problem(run, source, reason)
+            missing.setdefault((source.stream, source.doc.get("data_key", "")), reason)
+    run = _without(run, missing)
     referenced = _referenced_files(run)
     external: dict[str, ExternalSource] = {}
     for uid, source in run.external.items():
         try:
             local = _resolve_source(source, referenced[uid], roots, allowed, rules.root_map)
+        except _Missing as refusal:
+            if not rules.skip_missing:
+                raise source_problem(run, source, str(refusal)) from None
+            missing.setdefault((source.stream, source.doc.get("data_key", "")), refusal.what)
+            continue
         except _Refusal as refusal:
             raise source_problem(run, source, str(refusal)) from None
         local_uri = _file_uri(local)
@@ -71,7 +97,32 @@ def resolve_external_paths(run: NormalizedRun, rules: PathRules) -> NormalizedRu
             local_uri=local_uri,
             server_uri=server_uri,
         )
-    return dataclasses.replace(run, external=external)
+    run = _without(dataclasses.replace(run, external=external), missing)
+    return dataclasses.replace(run, missing=[*run.missing, *(f"{s}/{k}: {what}" for (s, k), what in missing.items())])
+
+
+def _names_no_file(source: ExternalSource) -> str | None:
+    """Why the source names no file (a handler that computes its data), or None when it names one."""
+    location = source.original_location
+    path = location if not _SCHEME.match(location) else urlparse(location).path
+    if path.strip("/"):
+        return None
+    if source.source_name == "resource":
+        spec = source.spec or (source.doc.get("parameters") or {}).get("spec", "")
+        return f"resource spec {spec!r} names no file (root {location!r})"
+    return f"{source.source_name} names no file (uri {location!r})"
+
+
+def _without(run: NormalizedRun, keys: dict[tuple[str | None, str], str]) -> NormalizedRun:
+    """`run` without the sources of the (stream, data key)s in `keys`."""
+    if not keys:
+        return run
+    kept = {
+        uid: source
+        for uid, source in run.external.items()
+        if (source.stream, source.doc.get("data_key", "")) not in keys
+    }
+    return dataclasses.replace(run, external=kept)
 
 
 def _referenced_files(run: NormalizedRun) -> dict[str, list[str]]:
@@ -105,6 +156,7 @@ def _resolve_source(
     paths = [_path_of(location) for location in locations]
     trials: Iterable[str | None] = roots if any(not p.startswith("/") for p in paths) else (None,)
     first_fault: str | None = None
+    first_missing: str | None = None
     for root in trials:
         placed = [_place(path, root, root_map) for path in paths]
         escaping = [p for p in placed if not _inside(os.path.realpath(p), allowed)]
@@ -121,6 +173,9 @@ def _resolve_source(
                 first_fault = f"external file {fault}: {path}"
                 if root is not None and len(roots) > 1 and fault == "does not exist":
                     first_fault += f" (nor under the other data roots {', '.join(roots[1:])})"
+                first_missing = path
+    if first_missing is not None:
+        raise _Missing(first_fault, first_missing)
     raise _Refusal(first_fault)
 
 

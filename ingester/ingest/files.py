@@ -25,7 +25,7 @@ from ingester.config import Settings, path_rules
 from ingester.ingest.guards import WriteGuards
 from ingester.ingest.move import move_done
 from ingester.ingest.outcomes import FileOutcome
-from ingester.ingest.pipeline import RunIngester, file_digest
+from ingester.ingest.pipeline import RunIngester, RunPolicy, file_digest
 from ingester.ledger.lease import LeaseKeeper
 from ingester.ledger.records import FileRecord
 from ingester.ledger.store import Ledger
@@ -70,10 +70,11 @@ class FileIngester:
         beat = self._heartbeat if heartbeat else None
         self.keeper = None if options.dry_run else LeaseKeeper(ledger, settings.lease, heartbeat=beat)
         self.guards = WriteGuards(not settings.parallel_writes, self.keeper)
-        self.runs = RunIngester(
-            client, path_rules(settings), include_incomplete=settings.include_incomplete, dry_run=options.dry_run,
-            replace=options.replace, defer_existing=defer_existing, guards=self.guards, stop=self.stop,
+        policy = RunPolicy(
+            include_incomplete=settings.include_incomplete, dry_run=options.dry_run, replace=options.replace,
+            defer_existing=defer_existing, leftover_after=settings.leftover_after,
         )  # fmt: skip
+        self.runs = RunIngester(client, path_rules(settings), policy, guards=self.guards, stop=self.stop)
 
     def __enter__(self) -> FileIngester:
         if self.keeper is not None:
@@ -143,7 +144,7 @@ class FileIngester:
         for run in outcome.runs:
             if run.uid and run.status in RECORDED:
                 self.ledger.record_run(run.uid, path, run.status, reason=run.reason, line=run.line)
-        if outcome.status not in RECORDED:  # deferred or interrupted: a later pass looks again and records it
+        if outcome.status not in RECORDED:  # deferred, interrupted, in progress elsewhere: a later pass looks again
             return
         size, mtime_ns, digest = stat.st_size, stat.st_mtime_ns, None
         if source is not None:

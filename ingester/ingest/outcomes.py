@@ -18,7 +18,7 @@ __all__ = ["RunOutcome", "FileOutcome", "Summary", "worst"]
 
 # Which run speaks for its file: the worst one.
 _SEVERITY = {
-    Outcome.INTERRUPTED: 7, Outcome.DEFERRED: 6, Outcome.FAILED: 5, Outcome.REFUSED: 4, Outcome.INCOMPLETE: 3, Outcome.INGESTED: 2,
+    Outcome.INTERRUPTED: 8, Outcome.IN_PROGRESS_ELSEWHERE: 7, Outcome.DEFERRED: 6, Outcome.FAILED: 5, Outcome.REFUSED: 4, Outcome.INCOMPLETE: 3, Outcome.INGESTED: 2,
     Outcome.VALID: 2, Outcome.ALREADY_PRESENT: 1,
 }  # fmt: skip
 
@@ -36,6 +36,7 @@ class RunOutcome:
     events: int = 0
     seconds: float = 0.0
     target_down: bool = False  # failed because the target could not be reached (or its storage broke)
+    missing: list[str] = field(default_factory=list)  # "stream/key: path" left out (--on-missing-file skip)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class RunOutcome:
             "line": self.line,
             "problems": [str(p) for p in self.problems],
             "events": self.events,
+            **({"missing": self.missing} if self.missing else {}),
         }
 
 
@@ -96,6 +98,7 @@ class FileOutcome:
             "reason": self.reason,
             "line": self.line,
             "run_outcomes": [run.to_dict() for run in self.runs],
+            **({"missing": missing} if (missing := [m for run in self.runs for m in run.missing]) else {}),
             **({"moved_to": str(self.moved_to)} if self.moved_to else {}),
         }
 

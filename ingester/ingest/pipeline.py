@@ -24,6 +24,7 @@ from ingester import __version__
 from ingester.config import PathRules
 from ingester.external.plan import plan_external_nodes
 from ingester.external.resolve import resolve_external_paths
+from ingester.ingest.failures import is_target_failure
 from ingester.ingest.guards import WriteGuards
 from ingester.ingest.outcomes import RunOutcome
 from ingester.problems import IngestError, Problem, WriteFailed
@@ -32,12 +33,12 @@ from ingester.read.single_pass import FilePass, read_once
 from ingester.read.source import Source
 from ingester.read.spool import RowSpool
 from ingester.runs import NormalizedRun
-from ingester.status import Outcome, Verdict
-from ingester.target.failures import target_down
+from ingester.status import MISSING_FILES, Outcome, Verdict
+from ingester.target.outage import target_down
 from ingester.write.existing import content_summary, differences
 from ingester.write.layout import stream_metadata
 
-__all__ = ["RunIngester", "FileResult", "file_digest"]
+__all__ = ["RunIngester", "RunPolicy", "FileResult", "file_digest"]
 
 
 @dataclass
@@ -54,34 +55,46 @@ def file_digest(path: Path) -> str:
         return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-class RunIngester:
-    """Ingests the runs of one file at a time into `client` (a tiled container, or the embedded
-    catalog's `EmbeddedNode`; None for a dry run). One outcome per run.
+@dataclass(frozen=True)
+class RunPolicy:
+    """What a `RunIngester` does with the runs it meets.
 
-    `guards`: held while a run is written (one writer at a time to SQLite, one writer per uid).
     `replace`: a run already in Tiled with other content is replaced instead of refused as a conflict.
     `defer_existing`: a run whose uid is in Tiled already is left alone (`deferred`), leftover or not.
+    `leftover_after`: a run in Tiled without stop, not ours, that changed less than this many seconds
+    ago is left alone (`in-progress-elsewhere`: another writer is still writing it).
+    """
+
+    include_incomplete: bool = False
+    dry_run: bool = False
+    replace: bool = False
+    defer_existing: bool = False
+    leftover_after: float = 300.0
+
+
+class RunIngester:
+    """Ingests the runs of one file at a time into `client` (a tiled container, or the embedded
+    catalog's `EmbeddedNode`; None for a dry run), as `policy` says. One outcome per run.
+
+    `guards`: held while a run is written (one writer at a time to SQLite, one writer per uid).
     `stop`: once set (a `threading.Event` or alike), the runs not begun yet are left (`interrupted`);
     the run in hand is finished.
     """
 
     def __init__(
-        self, client: Any, rules: PathRules, *, include_incomplete: bool = False, dry_run: bool = False,
-        replace: bool = False, defer_existing: bool = False, guards: WriteGuards | None = None, stop: Any = None,
+        self, client: Any, rules: PathRules, policy: RunPolicy = RunPolicy(), *,
+        guards: WriteGuards | None = None, stop: Any = None,
     ):  # fmt: skip
         self.client = client
         self.rules = rules
-        self.include_incomplete = include_incomplete
-        self.dry_run = dry_run
-        self.replace = replace
-        self.defer_existing = defer_existing
+        self.policy = policy
         self.guards = guards
         self.stop = stop
 
     def ingest(self, path: Path, *, report: FileReport | None = None) -> FileResult:
         """Validate (unless `report` is given), normalize, resolve and write every run of `path`."""
         with RowSpool() as spool:
-            found = read_once(path, spool, report=report, build_rows=not self.dry_run)
+            found = read_once(path, spool, report=report, build_rows=not self.policy.dry_run)
             report = found.report
             if report.problems:  # the file itself cannot be read through: refuse all of it
                 refused = [_refused(path, run, report.problems) for run in report.runs if run.uid]
@@ -99,7 +112,7 @@ class RunIngester:
         if run.status == Verdict.INVALID:
             return _refused(path, run, run.problems)
         events = sum(run.streams.values())
-        if run.status == Verdict.INCOMPLETE and not self.include_incomplete:
+        if run.status == Verdict.INCOMPLETE and not self.policy.include_incomplete:
             reason = found.report.truncated.reason if found.report.truncated else "run has no stop document"
             return RunOutcome(path, run.uid, Outcome.INCOMPLETE, reason, run.line, events=events)
         started = time.perf_counter()
@@ -107,23 +120,30 @@ class RunIngester:
             if run.uid in found.failed:
                 raise found.failed[run.uid]
             resolved = resolve_external_paths(found.normalized[run.uid], self.rules)
-            if self.dry_run:
+            if self.policy.dry_run:
                 return RunOutcome(path, run.uid, Outcome.VALID, events=events)
             streams = {name: stream_metadata(info) for name, info in resolved.streams.items()}
             plans = plan_external_nodes(resolved, streams)  # reads the files: refuse before anything is written
             provenance = _provenance(path, run, found, resolved)
             with self.guards.writing(run.uid, path) if self.guards else nullcontext():
                 outcome = self._write(path, run, resolved, spool, plans, provenance)
-        except WriteFailed as err:
-            return _failed(path, run, err.problem, err)
+        except WriteFailed as err:  # the writer removed what it wrote; whose fault was it?
+            if is_target_failure(err):
+                return _failed(path, run, err.problem, err)
+            return _refused(path, run, [_content_problem(path, run, err)])
         except IngestError as err:
             return _refused(path, run, [err.problem])
-        except Exception as err:  # Tiled down, a file vanished mid-write...: the writer cleaned up
+        except Exception as err:  # Tiled down, a file vanished mid-write...: nothing was written
+            if not is_target_failure(err):
+                return _refused(path, run, [_content_problem(path, run, err)])
             problem = Problem(str(path), run.line, f"write failed: {type(err).__name__}: {err}", "start", run.uid)
             return _failed(path, run, problem, err)
         finally:
             spool.discard(run.uid)
         outcome.events, outcome.seconds = events, time.perf_counter() - started
+        if outcome.status == Outcome.INGESTED and resolved.missing:
+            outcome.missing = list(resolved.missing)
+            outcome.reason = f"{MISSING_FILES} {'; '.join(resolved.missing)}"
         return outcome
 
     def _write(
@@ -133,17 +153,26 @@ class RunIngester:
         from ingester.write.writer import RunAlreadyPresent, write_run
 
         blocks = spool.blocks(run.uid)
-        write = functools.partial(write_run, self.client, resolved, blocks, provenance=provenance, plans=plans)
+        write = functools.partial(
+            write_run, self.client, resolved, blocks, provenance=provenance, plans=plans,
+            leftover_after=self.policy.leftover_after,
+        )  # fmt: skip
         try:
-            write(replace_leftover=not self.defer_existing)
+            write(replace_leftover=not self.policy.defer_existing)
             return RunOutcome(path, run.uid, Outcome.INGESTED)
         except RunAlreadyPresent as present:
-            if self.defer_existing:  # its tables may be in another writer process's DuckDB file
+            if self.policy.defer_existing:  # its tables may be in another writer process's DuckDB file
                 return RunOutcome(path, run.uid, Outcome.DEFERRED, f"/{run.uid} is in the catalog already", run.line)
+            if present.active_for is not None:
+                reason = (
+                    f"run {run.uid} is in Tiled without stop and changed {present.active_for:.0f} s ago "
+                    f"(under --leftover-after {self.policy.leftover_after:g} s): another writer is still writing it"
+                )
+                return RunOutcome(path, run.uid, Outcome.IN_PROGRESS_ELSEWHERE, reason, run.line)
             found_differences = differences(present.node, resolved)
             if not found_differences:
                 return RunOutcome(path, run.uid, Outcome.ALREADY_PRESENT, "the same run is already in Tiled", run.line)
-            if not self.replace:
+            if not self.policy.replace:
                 reason = (
                     f"conflict: run {run.uid} is already in Tiled with other content ({'; '.join(found_differences)})"
                 )
@@ -151,6 +180,18 @@ class RunIngester:
             present.node.delete(recursive=True, external_only=False)
         write()
         return RunOutcome(path, run.uid, Outcome.INGESTED)
+
+
+def _content_problem(path: Path, run: RunReport, err: Exception) -> Problem:
+    """Why Tiled would not take the run's content (a retry cannot fix it): the original error, and
+    whether the partial run is gone, at the run's start line."""
+    writing = isinstance(err, WriteFailed)
+    cause = err.__cause__ if writing and err.__cause__ is not None else err
+    what = str(cause).replace("\n", " ").strip()
+    removed = f"; {err.problem.reason.rpartition('); ')[2]}" if writing else ""
+    prefix = "Tiled will not store the run as it is" if writing else "the run cannot be ingested as it is"
+    reason = f"{prefix}: {type(cause).__name__}: {what}{removed}"
+    return Problem(str(path), run.line, reason, "start", run.uid)
 
 
 def _provenance(path: Path, run: RunReport, found: FilePass, resolved: NormalizedRun) -> dict:
@@ -162,6 +203,8 @@ def _provenance(path: Path, run: RunReport, found: FilePass, resolved: Normalize
         "ingester": {"name": "bluesky-ingester", "version": __version__},
         "incomplete": run.status == Verdict.INCOMPLETE,
         **content_summary(resolved),
+        **({"legacy": resolved.legacy} if resolved.legacy else {}),
+        **({"missing": resolved.missing} if resolved.missing else {}),
     }  # fmt: skip
 
 

@@ -20,7 +20,7 @@ Statuses of a file or run: `ingested` and `already-present` (its runs are in the
 wrong), and `claimed` (a claim placed the row, no outcome recorded yet). Every outcome status is
 settled for unchanged bytes: a file in any of the five is skipped when size and mtime match,
 because reading the same bytes again would give the same answer. Changed files are looked at
-again whatever their status; refused and failed files are re-attempted by `retry`.
+again whatever their status; failed files are re-attempted by `retry` (refused ones when it is asked to).
 
 This module never reads a run file, never hashes, never talks to Tiled and never decides an
 outcome: it records what the pipeline reports. Recording does not check claims.
@@ -210,6 +210,16 @@ class Ledger:
         set_["attempts"] = runs_table.c.attempts + 1
         with self._writing() as connection:
             connection.execute(stmt.on_conflict_do_update(index_elements=["target", "uid"], set_=set_))
+
+    def count_runs(self, status: str, reason_prefix: str) -> int:
+        """How many of this target's runs are in `status` with a reason starting with `reason_prefix`."""
+        query = select(func.count()).where(
+            runs_table.c.target == self.target,
+            runs_table.c.status == status,
+            runs_table.c.reason.startswith(reason_prefix, autoescape=True),
+        )
+        with self._reading() as connection:
+            return int(connection.execute(query).scalar_one())
 
     def runs(self, status: str | Iterable[str] | None = None) -> list[RunRecord]:
         """This target's runs, by uid; only those in `status` (one or several) if given."""

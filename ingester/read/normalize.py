@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ingester.problems import IngestError, Problem
+from ingester.read.legacy_notes import LegacyNotes
 from ingester.read.normalize_descriptor import RESERVED_DATA_KEYS, DataKeySets, DescriptorNormalizer
 from ingester.runs import Document, ExternalSource, NormalizedRun, StreamInfo
 
@@ -104,8 +105,9 @@ class RunNormalization:
         self.external: dict[str, ExternalSource] = {}
         self.descriptors = DescriptorNormalizer()
         self.keys = DataKeySets()
+        self.legacy = LegacyNotes()  # the legacy forms this run used, for `_ingest.legacy`
         self._raw_descriptors: list[dict[str, Any]] = []  # replayed into RunNormalizer if it is needed
-        self._origins: dict[str, tuple[str, int, str]] = {}  # (stream_)resource uid -> (name, line, location)
+        self._origins: dict[str, tuple[str, int, str, str]] = {}  # uid -> (name, line, location, spec)
         self._legacy: _Legacy | None = None
         self._last: Document | None = None
         self._info_of: dict[str, StreamInfo] = {}  # descriptor uid -> its stream
@@ -123,6 +125,7 @@ class RunNormalization:
                 self._stream_datum(document.doc)
             elif name == "descriptor":
                 self._descriptor(document.doc)
+                self.legacy.descriptor(document.doc, document.line)
                 if self._legacy is not None:
                     self._legacy.feed(document)
             elif name in _LEGACY_DOCUMENTS:
@@ -143,6 +146,7 @@ class RunNormalization:
         doc = document.doc
         external_only = self.keys.external_only
         if doc.get("filled") or (external_only and not doc["data"].keys().isdisjoint(external_only)):
+            self.legacy.event(doc, document.line)
             self._legacy_for(document).feed(document)
         info = self._info_of.get(doc["descriptor"])
         if info is None:
@@ -152,10 +156,12 @@ class RunNormalization:
     def _legacy_document(self, document: Document) -> None:
         name, doc = document.name, document.doc
         if name == "resource":
-            self._origins[doc["uid"]] = (name, document.line, legacy_location(doc))
+            self._origins[doc["uid"]] = (name, document.line, legacy_location(doc), doc.get("spec", ""))
+            self.legacy.resource(doc, document.line)
         elif name == "stream_resource":
+            self.legacy.stream_resource(doc, document.line)
             location = doc["uri"] if "mimetype" in doc else legacy_location(doc)
-            self._origins[doc["uid"]] = (name, document.line, location)
+            self._origins[doc["uid"]] = (name, document.line, location, doc.get("spec", ""))
         self._legacy_for(document).feed(document)
 
     def _stop(self, document: Document) -> None:
@@ -185,6 +191,7 @@ class RunNormalization:
             streams=self.streams,
             external=self.external,
             notes=list(self.descriptors.notes),
+            legacy=self.legacy.lines(),
         )
 
     # -- what RunNormalizer would emit ----------------------------------------------------------------
@@ -211,10 +218,10 @@ class RunNormalization:
     def _stream_resource(self, doc: dict[str, Any]) -> None:
         """A StreamResource as RunNormalizer emits it (from a StreamResource or a Resource)."""
         origin_uid, stream = self._origin(doc["uid"], doc["data_key"])
-        source_name, line, location = self._origins[origin_uid]
+        source_name, line, location, spec = self._origins[origin_uid]
         doc["uri"] = location  # RunNormalizer's may be resolved against the working directory
         self.external[doc["uid"]] = ExternalSource(
-            doc=doc, line=line, source_name=source_name, original_location=location, stream=stream
+            doc=doc, line=line, source_name=source_name, original_location=location, stream=stream, spec=spec
         )
 
     def _stream_datum(self, doc: dict[str, Any]) -> None:

@@ -267,7 +267,9 @@ def _general_row(doc: dict[str, Any], keys: DataKeySets) -> dict[str, Any]:
     """One table row built like RunNormalizer.event + _RunWriter.event, for any event.
 
     Reserved keys move to the end under their new name; a key is kept if it is internal and not
-    marked unfilled, or external and marked filled.
+    marked unfilled, or external and marked filled. Where TiledWriter's row would lose a value (a data
+    key spelled exactly `ts_<key>`, overwritten by that key's timestamp), the timestamp column gets a
+    trailing `_` instead (see the README's layout section).
     """
     data = dict(doc["data"])
     timestamps = dict(doc["timestamps"])
@@ -283,5 +285,10 @@ def _general_row(doc: dict[str, Any], keys: DataKeySets) -> dict[str, Any]:
 
     row = {"seq_num": doc["seq_num"], "time": doc["time"]}
     row.update((k, v) for k, v in data.items() if kept(k))
-    row.update((f"ts_{k}", v) for k, v in timestamps.items() if kept(k))
+    for key, value in timestamps.items():
+        if kept(key):
+            name = f"ts_{key}"
+            while name in row:  # a data key spelled `ts_<key>`: the timestamps go beside it, not over it
+                name += "_"
+            row[name] = value
     return row

@@ -46,9 +46,14 @@ _NAMES_OK = frozenset(
 
 
 class _Stream:
-    """One descriptor: which keys its events must carry (all but STREAM: keys) and may carry."""
+    """One descriptor: which keys its events must carry (the internal ones) and may carry (all).
 
-    __slots__ = ("name", "keys", "required", "external", "streamed", "last_seq", "line")
+    An external key is served either by Datums (its events hold their ids) or by a StreamResource
+    (its events leave it out), whatever its `external` label says: TiledWriter reads a `STREAM:` key
+    that events fill with Datum ids, or a `FILESTORE` key served by StreamDatums, the same way.
+    """
+
+    __slots__ = ("name", "keys", "required", "external", "streamed", "carried", "last_seq", "line")
 
     def __init__(self, name: str, data_keys: dict[str, Any], line: int):
         self.name = name
@@ -56,8 +61,9 @@ class _Stream:
         self.keys = frozenset(data_keys)
         external = {k: v.get("external") for k, v in data_keys.items() if "external" in v}
         self.streamed = frozenset(k for k, v in external.items() if str(v).startswith("STREAM:"))
-        self.external = frozenset(external) - self.streamed
-        self.required = self.keys - self.streamed
+        self.external = frozenset(external)
+        self.required = self.keys - self.external
+        self.carried: set[str] = set()  # external keys some event of this descriptor holds
         self.last_seq = 0
 
     def matches(self, keys) -> bool:
@@ -267,6 +273,7 @@ class RunValidator:
         for key in stream.external:
             if key not in data:
                 continue
+            stream.carried.add(key)
             values = data[key] if paged else [data[key]]
             fills = filled.get(key, False)
             fills = fills if paged and isinstance(fills, list) else [fills] * len(values)
@@ -335,12 +342,20 @@ class RunValidator:
             self._report(
                 state, Document("event", {}, line), f"unknown datum {datum!r}: used by an event, not in the run", ""
             )
+        carried: dict[str, set[str]] = {}  # stream name -> external keys its events hold
+        for stream in state.descriptors.values():
+            carried.setdefault(stream.name, set()).update(stream.carried)
         for stream in state.descriptors.values():
             if not state.report.streams.get(stream.name):
                 continue
-            for key in sorted(stream.streamed - {k for name, k in state.sres_keys if name == stream.name}):
+            served = carried[stream.name] | {k for name, k in state.sres_keys if name == stream.name}
+            for key in sorted(stream.external - served):
                 where = Document("descriptor", {}, stream.line)
-                self._report(state, where, f"external key {key!r} of stream {stream.name!r} has no stream_resource", "")
+                if key in stream.streamed:
+                    reason = f"external key {key!r} of stream {stream.name!r} has no stream_resource"
+                else:
+                    reason = f"external key {key!r} of stream {stream.name!r} is in no event and has no stream_resource"
+                self._report(state, where, reason, "")
 
 
 def _key_mismatch(data: dict, timestamps: dict, stream: _Stream) -> str:

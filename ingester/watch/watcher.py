@@ -11,7 +11,8 @@ for missed events), and the heartbeat (`on_heartbeat(state, scanned=...)`).
 
 Ready files go to ONE worker thread, one at a time, which calls `on_ready(path)` and gets back
 its `Outcome`; `failed`, or the callback raising, is retried with exponential backoff;
-`claimed-elsewhere` (another worker has it) is looked at again after `recheck_claimed`. When `stop`
+`claimed-elsewhere` (another worker has it) and `in-progress-elsewhere` (another writer is still
+writing its run into Tiled) are looked at again after `recheck_claimed`. When `stop`
 is set, no new work is taken, the file in hand is finished, and the observers, the scheduler and
 the worker are shut down before `run` returns.
 
@@ -46,6 +47,8 @@ from ingester.watch.settle import INCOMPLETE, Handover, SettleTable, take_snapsh
 __all__ = ["SpoolWatcher", "WatchError", "WatchOptions"]
 
 _QUIET_STATUSES = (Outcome.UNCHANGED, Outcome.ALREADY_PRESENT)  # at debug: a restart's catch-up is mostly these
+# Another worker has the file, or another writer is still writing its run into Tiled: look again later.
+_ELSEWHERE = (Outcome.CLAIMED_ELSEWHERE, Outcome.IN_PROGRESS_ELSEWHERE)
 
 
 class WatchError(RuntimeError):
@@ -291,7 +294,7 @@ class SpoolWatcher:
                 status = Outcome.FAILED
             finally:
                 self._current = None
-            if status == Outcome.CLAIMED_ELSEWHERE and self._scheduler is not None:  # its owner finishes it, or dies
+            if status in _ELSEWHERE and self._scheduler is not None:  # its owner finishes it, or dies
                 self.table.withdraw(handover.path)
                 when = datetime.now(UTC) + timedelta(seconds=self.recheck_claimed)
                 self._scheduler.add_job(self.table.note, "date", run_date=when, args=[handover.path])

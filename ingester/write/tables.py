@@ -10,6 +10,13 @@ as strings), split into `internal_0`, `internal_1`, ... past 1024 columns; inter
 more than 16 elements (or of strings) go to zarr array nodes, variable-length ones to ragged nodes,
 in both cases extended chunk by chunk.
 
+Beyond TiledWriter: Tiled's SQL storage refuses a table two of whose column names are equal ignoring
+case (an APS scaler channel `Time` beside the event `time`, keys `I0` and `i0`, `TS_det` beside
+`ts_det`), which TiledWriter fails on. The first of such columns, in the row's order (`seq_num`,
+`time`, the data keys, their timestamps), stays in the table; each later one is written as a
+one-dimensional array node of the stream under its own name, beside `internal`, extended chunk by
+chunk like the other array nodes, and a note says so.
+
 This module never reads run files, never creates run or stream containers and never deletes
 anything: a failure propagates to the writer, which removes the whole run.
 """
@@ -27,7 +34,7 @@ import pyarrow
 from ingester.columns import ColumnBlock, chunk_rows
 from ingester.write.layout import MAX_ARRAY_SIZE, MAX_TABLE_COLUMNS, split_table, truncate_json_overflow
 
-__all__ = ["StreamTableWriter", "write_internal_data", "arrow_table", "nulls_as_strings"]
+__all__ = ["StreamTableWriter", "write_internal_data", "arrow_table", "nulls_as_strings", "check_storable"]
 
 # The Arrow type pyarrow gives a list of Python numbers, for each numpy dtype rows.py stores them in.
 _NATIVE_TYPES = {numpy.dtype(numpy.float64): pyarrow.float64(), numpy.dtype(numpy.int64): pyarrow.int64()}
@@ -68,6 +75,7 @@ class StreamTableWriter:
         self._arrays: dict[str, tuple[Any, int]] = {}  # key -> (array client, rows so far)
         self._dim_names: dict[int, str] = {}
         self.array_keys, self.ragged_keys = _array_keys(data_keys)
+        self.column_nodes: dict[str, str] = {}  # column -> the table column it collides with, ignoring case
 
     def add(self, block: ColumnBlock) -> None:
         if not block.length:
@@ -99,10 +107,19 @@ class StreamTableWriter:
             self._write_array(key, chunk)
         for key in self.ragged_keys:
             self._write_ragged(key, chunk)
+        if self._schema is None:
+            self.column_nodes = _case_collisions([name for name in chunk.first_row if name in chunk.columns])
+        for key, other in self.column_nodes.items():
+            note = (
+                f"Column '{key}' of stream '{self.stream}' has the name of column '{other}' of its internal "
+                f"table, ignoring case; it is written as an array node of the stream instead."
+            )
+            self._write_array(key, chunk, note=note)
+            chunk.columns.pop(key, None)
         self._write_table(chunk)
         self.rows_written += chunk.length
 
-    def _write_array(self, key: str, chunk: ColumnBlock) -> None:
+    def _write_array(self, key: str, chunk: ColumnBlock, note: str | None = None) -> None:
         values = chunk.present(key)
         if not values:
             return
@@ -137,7 +154,7 @@ class StreamTableWriter:
                 array, key=key, metadata=metadata, dims=self._dims(array.shape), access_tags=self.access_tags
             )
             self._arrays[key] = (client, len(array))
-            self._note(f"Internal array data for '{key}' in stream '{self.stream}' written as zarr.")
+            self._note(note or f"Internal array data for '{key}' in stream '{self.stream}' written as zarr.")
         else:
             client, length = existing
             client.patch(array, offset=(length,), extend=True)
@@ -194,9 +211,15 @@ class StreamTableWriter:
         for suffix, part in parts:
             names = set(part.column_names)  # a new list at each call of column_names: once, and as a set
             metadata = truncate_json_overflow({k: v for k, v in self.data_keys.items() if k in names})
-            client = self.node.create_appendable_table(
-                schema=part.schema, key=f"internal{suffix}", metadata=metadata, access_tags=self.access_tags
-            )
+            try:
+                client = self.node.create_appendable_table(
+                    schema=part.schema, key=f"internal{suffix}", metadata=metadata, access_tags=self.access_tags
+                )
+            except Exception:
+                # A server says only "500" when its SQL storage refuses a table: ask Tiled's own rules
+                # whether the content is at fault (only now: importing them costs about 200 MB).
+                check_storable(part.schema, self.stream)
+                raise
             self._tables.append((part.column_names, client))
 
     def _dims(self, shape: tuple) -> tuple[str, ...]:
@@ -214,6 +237,36 @@ class StreamTableWriter:
     def _note(self, message: str) -> None:
         if message not in self.notes:
             self.notes.append(message)
+
+
+def check_storable(schema: pyarrow.Schema, stream: str) -> None:
+    """Raise ValueError when no SQL storage of Tiled (SQLite, DuckDB, PostgreSQL) takes a table of
+    `schema` (a column name it refuses, a type it has no column for), with Tiled's own reason: the run's
+    content is at fault, so it is refused the same way whichever target it goes to. Called once
+    creating the table failed, since importing `tiled.adapters.sql` costs about 200 MB."""
+    from tiled.adapters.sql import arrow_schema_to_column_defns
+
+    first: Exception | None = None
+    for dialect in ("duckdb", "sqlite", "postgresql"):
+        try:
+            arrow_schema_to_column_defns(schema, dialect)
+            return
+        except Exception as err:  # noqa: BLE001 - Tiled's reason is what the user sees
+            first = first or err
+    raise ValueError(f"stream '{stream}': Tiled's SQL storage refuses its internal table: {first}") from first
+
+
+def _case_collisions(columns: list[str]) -> dict[str, str]:
+    """Each column whose name an earlier one has, ignoring case -> that earlier column."""
+    first: dict[str, str] = {}
+    later = {}
+    for name in columns:
+        folded = name.lower()
+        if folded in first:
+            later[name] = first[folded]
+        else:
+            first[folded] = name
+    return later
 
 
 def _array_keys(data_keys: dict[str, dict]) -> tuple[list[str], list[str]]:

@@ -8,7 +8,10 @@ the external nodes, and finally adds `stop`, `notes` and `_ingest.state = "compl
 metadata update. If anything fails after the run container exists, the container is deleted
 recursively before an `IngestError` is raised. A leftover of a crash (state "writing", or no stop)
 is replaced unless the caller says not to; a complete run is never touched: `RunAlreadyPresent`
-lets the caller decide.
+lets the caller decide. A run without stop that we did not write may still be being written by
+another writer (a live TiledWriter): it is replaced only once it has not changed for
+`leftover_after` seconds, as its documents tell (`last_change`); until then it is left alone
+(`RunAlreadyPresent` with `active`). Our own "writing" leftovers are guarded by run claims.
 
 Everything added beyond TiledWriter's layout lives under the run's `_ingest` key. This module never
 reads a file (run file or external file), never opens the target (it is handed a tiled `Container`,
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
@@ -30,7 +35,7 @@ from ingester.target.embedded import EmbeddedNode, is_collision
 from ingester.write.layout import STREAM_SPECS, run_specs, stream_metadata, truncate_json_overflow
 from ingester.write.tables import StreamTableWriter, write_internal_data
 
-__all__ = ["RunAlreadyPresent", "write_run", "is_leftover"]
+__all__ = ["RunAlreadyPresent", "write_run", "is_leftover", "last_change"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +48,12 @@ class RunAlreadyPresent(Exception):
     `leftover`: it is an unfinished write (see `is_leftover`), which `write_run` replaces unless told
     not to. Nothing was written."""
 
-    def __init__(self, uid: str, node: Any, *, leftover: bool = False):
+    def __init__(self, uid: str, node: Any, *, leftover: bool = False, active_for: float | None = None):
         super().__init__(f"run {uid} is already present" + (" (unfinished)" if leftover else " and complete"))
         self.uid = uid
         self.node = node
         self.leftover = leftover
+        self.active_for = active_for  # an unfinished run another writer changed this many seconds ago
 
 
 def write_run(
@@ -58,6 +64,7 @@ def write_run(
     provenance: dict,
     plans: Sequence[ExternalNodePlan] = (),
     replace_leftover: bool = True,
+    leftover_after: float = 0.0,
 ) -> None:
     """Write `run` as a new child of `parent`: its internal rows from `row_blocks` (see ingester.read.rows),
     its external nodes as `plans` (checked against the files already, see ingester.external.plan).
@@ -71,7 +78,7 @@ def write_run(
     corrections = [note for plan in plans for note in plan.corrections]
 
     metadata = {"start": truncate_json_overflow(start), "_ingest": {**provenance, "state": WRITING}}
-    run_node = _create_run_node(parent, run, metadata, specs, access_tags, replace_leftover)
+    run_node = _create_run_node(parent, run, metadata, specs, access_tags, replace_leftover, leftover_after)
     try:
         notes = list(run.notes)
         writers = {}
@@ -118,11 +125,37 @@ def is_leftover(metadata: dict) -> bool:
     return metadata.get("_ingest", {}).get("state") == WRITING or "stop" not in metadata
 
 
+def last_change(node: Any) -> float | None:
+    """When a run in Tiled last changed, as its documents tell (epoch seconds, None if they do not):
+    the newest of its start's time, its streams' descriptor and configuration-update times and the
+    time of each stream's newest event row."""
+    times = [(node.metadata.get("start") or {}).get("time")]
+    for name in node:
+        stream = getattr(node[name], "base", node[name])
+        metadata = stream.metadata
+        times += [metadata.get("time"), *(u.get("time") for u in metadata.get("_config_updates") or [])]
+        if "internal" in stream:
+            column = stream["internal"].read(["time"])["time"]
+            times.append(float(column.max()) if len(column) else None)
+    known = [t for t in times if isinstance(t, (int, float)) and not isinstance(t, bool)]
+    return max(known, default=None)
+
+
+def _still_written(existing: Any, leftover_after: float) -> float | None:
+    """Seconds since an unfinished run that is not ours last changed, if under `leftover_after`."""
+    if leftover_after <= 0 or (existing.metadata.get("_ingest") or {}).get("state") == WRITING:
+        return None
+    changed = last_change(existing)
+    age = time.time() - changed if changed is not None else math.inf
+    return age if age < leftover_after else None
+
+
 def _create_run_node(
-    parent: Any, run: NormalizedRun, metadata: dict, specs: list, access_tags: Any, replace_leftover: bool
-) -> Any:
-    """Create the run container; replace a leftover with the same uid (if `replace_leftover`), else
-    raise `RunAlreadyPresent`.
+    parent: Any, run: NormalizedRun, metadata: dict, specs: list, access_tags: Any, replace_leftover: bool,
+    leftover_after: float,
+) -> Any:  # fmt: skip
+    """Create the run container; replace a leftover with the same uid (if `replace_leftover`, and it
+    is not still being written by another writer), else raise `RunAlreadyPresent`.
 
     `parent` is a tiled client, or an `EmbeddedNode` (the embedded catalog written directly)."""
     writer = parent if isinstance(parent, EmbeddedNode) else plain_variation(parent)
@@ -135,6 +168,8 @@ def _create_run_node(
     leftover = is_leftover(existing.metadata)
     if not (leftover and replace_leftover):
         raise RunAlreadyPresent(run.uid, existing, leftover=leftover)
+    if (age := _still_written(existing, leftover_after)) is not None:
+        raise RunAlreadyPresent(run.uid, existing, leftover=True, active_for=age)
     logger.info("run %s: replacing an unfinished earlier write", run.uid)
     existing.delete(recursive=True, external_only=False)
     return writer.create_container(key=run.uid, metadata=metadata, specs=specs, access_tags=access_tags)

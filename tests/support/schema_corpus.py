@@ -51,6 +51,9 @@ LEGACY_ACCEPTED: list[tuple[str, str, dict, str]] = [
      {**DESCRIPTOR, "data_keys": {"det": SCALAR},
       "configuration": {"det": {"data": {"g": 2}, "timestamps": {"g": 1.0}, "data_keys": {"g": NULL_SHAPE}}}},
      "RunNormalizer repairs configuration data keys the same way"),
+    ("resource-with-legacy-id", "resource",
+     {"uid": "r-1", "id": "r-1", "spec": "AD_HDF5", "root": "/data", "resource_path": "a.h5", "resource_kwargs": {}},
+     "databroker/filestore-era Resource with an `id` copy of its uid; RunNormalizer leaves it out"),
 ]
 
 # Forms that need no exception, with the verdict both give. Accepted as they are by event-model 1.24:
@@ -98,6 +101,8 @@ def repair_legacy(name: str, doc: Any) -> dict | None:
                     data_key["shape"] = []
                     changed = True
         return repaired if changed else None
+    if name == "resource" and "id" in doc:
+        return {k: v for k, v in doc.items() if k != "id"}
     return None
 
 
