@@ -166,7 +166,7 @@ def test_tiled_stopped_mid_folder_stops_the_pass_and_a_rerun_completes_it(server
     server.start()  # same port, same directory, same API key
     again = ingester(server, tmp_path, "ingest-dir", str(spool), "--jobs", "2")
     assert again.returncode == 1, again.stdout + again.stderr  # the failed files are still failed...
-    assert "`ingester retry` tries them again" in again.stdout
+    assert "`ingester retry` tries the failed ones again" in again.stdout
     retried = ingester(server, tmp_path, "retry")  # ...until retried
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert_each_run_once_and_complete(server, uids)
