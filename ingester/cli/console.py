@@ -88,6 +88,7 @@ def print_summary(summary: Summary, *, stream: TextIO | None = None, dry_run: bo
             "ones again (the refused ones with --refused)",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
     partial = [run for run in summary.runs if run.missing]
     if partial:
