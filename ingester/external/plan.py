@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import copy
 import math
-
-from tiled.structures.array import ArrayStructure
-from tiled.structures.data_source import DataSource
+from typing import TYPE_CHECKING
 
 from ingester.external.consolidate import consolidate, source_groups, source_problem, zeros_unknown
 from ingester.runs import ExternalNodePlan, ExternalSource, NormalizedRun
+
+if TYPE_CHECKING:  # tiled's structures cost ~0.1 s to import; a run without external data needs none
+    from tiled.structures.data_source import DataSource
 
 __all__ = ["plan_external_nodes"]
 
@@ -55,6 +56,7 @@ def _check_against_files(
 ) -> tuple[DataSource, list[str]]:
     """The data source as the files really are, and what was corrected; refuse data that is missing."""
     from bluesky_tiled_plugins.writing.validator import validate_data_source
+    from tiled.structures.array import ArrayStructure
 
     title = f"{stream}/{_data_key(source)}"
     try:

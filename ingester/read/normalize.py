@@ -33,6 +33,7 @@ from ingester.problems import IngestError, Problem
 from ingester.read.legacy_notes import LegacyNotes
 from ingester.read.normalize_descriptor import RESERVED_DATA_KEYS, DataKeySets, DescriptorNormalizer
 from ingester.runs import Document, ExternalSource, NormalizedRun, StreamInfo
+from schemas import check_document
 
 __all__ = ["RunNormalization", "normalize_run", "legacy_location", "merge_stream_datum", "RESERVED_DATA_KEYS"]
 
@@ -295,7 +296,11 @@ class _Legacy:
 
 
 def _check_schema(name: str, doc: dict[str, Any]) -> None:
-    """The schema check RunNormalizer makes of what it emits."""
+    """The schema check RunNormalizer makes of what it emits. Our models of the schemas answer first
+    (held to event-model's by their tests); only a document they find wrong goes to event-model's
+    jsonschema, for the very error RunNormalizer raises (importing it costs ~0.1 s a process)."""
+    if check_document(name, doc) is None:
+        return
     from event_model import DocumentNames, schema_validators
 
     schema_validators[DocumentNames[name]].validate(doc)
