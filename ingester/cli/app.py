@@ -8,7 +8,7 @@ something refused/invalid/failed, 2 bad usage or an unreachable target.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -54,8 +54,35 @@ app.command()(serve)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the command, then the end of the process.
+
+    Once a command has returned (its ledger and target closed, its report written), the exit handlers
+    run as at any exit, the output is flushed, and the process ends without tearing down the ~900
+    modules a write imports (tiled, SQLAlchemy, pyarrow, numpy): that teardown does nothing for the
+    user and costs ~0.3 s, a fifth of a small run's whole process.
+    """
     from ingester.logs import setup_logging
 
     setup_logging()
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        _end_process(done.code)
+    _end_process(0)
+
+
+def _end_process(code: object) -> NoReturn:
+    import atexit
+    import os
+    import sys
+
+    if code is not None and not isinstance(code, int):  # sys.exit("message"), as the interpreter treats it
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()  # what the interpreter runs at exit: logging, multiprocessing, temporary files
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`) or a closed stream: nothing more to say
+            pass
+    os._exit(code or 0)
