@@ -1,8 +1,8 @@
 """Discover stage: find the run files under the paths a user names.
 
 A file named explicitly is always taken. Inside a directory (searched recursively, in sorted
-order so runs are reported stably) a run file is one whose name ends in `.jsonl`, `.ndjson` or
-`.json`, optionally followed by `.gz`; hidden files and folders and temporary files (`*.tmp`,
+order so runs are reported stably) a run file is one whose name ends in `.jsonl`, `.ndjson`,
+`.json` or `.msgpack`, optionally followed by `.gz`; hidden files and folders and temporary files (`*.tmp`,
 `*.part`, `*~`) are left alone, as are external data files (`.h5`, `.tiff`, ...); so are FIFOs,
 sockets and devices, with a warning. This stage never opens a file.
 """
@@ -19,7 +19,7 @@ from ingester.read.source import file_kind
 
 __all__ = ["RUN_FILE_SUFFIXES", "is_run_file_name", "find_run_files"]
 
-RUN_FILE_SUFFIXES = (".jsonl", ".ndjson", ".json")
+RUN_FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".msgpack")
 _TEMPORARY_SUFFIXES = (".tmp", ".part", ".swp", "~")
 
 
