@@ -96,7 +96,6 @@ def test_a_pair_that_is_not_name_and_document_is_refused(tmp_path):
 def test_validate_names_documents_in_every_problem(tmp_path):
     documents = jsonl_documents()
     events = [doc for name, doc in documents if name == "event"]
-    events[1]["seq_num"] = events[0]["seq_num"]  # seq_num not increasing
     events[2]["uid"] = events[0]["uid"]  # duplicate uid
     path = tmp_path / "run.msgpack"
     path.write_bytes(packed(documents))
