@@ -65,6 +65,7 @@ class ExternalSource:
     local_uri: str | None = None
     server_uri: str | None = None
     spec: str = ""  # a legacy document's `spec` as written (RunNormalizer upper-cases it)
+    local_files: list[str] = field(default_factory=list)  # the files it references, checked by resolve
 
 
 @dataclass
