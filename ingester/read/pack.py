@@ -160,6 +160,15 @@ def pack_of(path: Path) -> Pack | None:
     return None
 
 
+def pack_takes(path: Path) -> bool:
+    """False for a file inside a databroker-pack folder that is not one of its documents (an external
+    file named like a run file); True for a pack's document and for any file outside a pack."""
+    path = Path(os.path.abspath(path))
+    if any(os.path.isfile(folder / CATALOG_FILE) for folder in path.parents):
+        return pack_of(path) is not None or not any(find_pack(folder) for folder in path.parents)
+    return True
+
+
 def find_pack(folder: Path) -> Pack | None:
     """The pack in `folder` (None when it holds none, or a catalog.yml that is no pack's, with a warning)."""
     try:
