@@ -28,7 +28,7 @@ from ingester.external.resolve import resolve_external_paths
 from ingester.ingest.failures import is_target_failure
 from ingester.ingest.guards import WriteGuards
 from ingester.ingest.outcomes import RunOutcome
-from ingester.ingest.packs import rules_for_file
+from ingester.ingest.packs import document_mismatch, rules_for_file
 from ingester.problems import IngestError, Problem, WriteFailed
 from ingester.read.reports import FileReport, RunReport
 from ingester.read.single_pass import FilePass, read_once
@@ -98,10 +98,12 @@ class RunIngester:
         with RowSpool() as spool:
             found = read_once(path, spool, report=report, build_rows=not self.policy.dry_run)
             report = found.report
-            if report.problems:  # the file itself cannot be read through: refuse all of it
-                refused = [_refused(path, run, report.problems) for run in report.runs if run.uid]
-                return FileResult(refused or [_refused(path, None, report.problems)], found.source)
-            outcomes, rules = [], rules_for_file(self.rules, path)
+            rules = rules_for_file(self.rules, path)
+            problems = report.problems or document_mismatch(path, found.source, rules)
+            if problems:  # the file itself cannot be read through, or is not what its pack says: refuse all of it
+                refused = [_refused(path, run, problems) for run in report.runs if run.uid]
+                return FileResult(refused or [_refused(path, None, problems)], found.source)
+            outcomes = []
             for run in report.runs:
                 if self.stop is not None and self.stop.is_set():
                     reason = "not looked at: the pass was stopped first"

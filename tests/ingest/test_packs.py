@@ -188,3 +188,14 @@ def test_sha256sums_that_match_let_every_run_in(tmp_path):
     result = ingest(pack, "--catalog", tmp_path / "catalog")
     assert result.exit_code == 0, result.output
     assert catalog_uids(tmp_path / "catalog") == UIDS
+
+
+def test_a_document_that_does_not_match_sha256sums_is_refused_whole(tmp_path):
+    pack = moved_pack("jsonl-copy", tmp_path)
+    write_sha256sums(pack)
+    document = pack / "documents" / f"{NPY_RUN}.jsonl"
+    document.write_text(document.read_text().replace('"plan_name": "count"', '"plan_name": "count2"'))
+    result = ingest(pack, "--catalog", tmp_path / "catalog")
+    assert result.exit_code == 1
+    assert f"{document}:0: - - : run file does not match its SHA256SUMS entry" in result.output
+    assert catalog_uids(tmp_path / "catalog") == UIDS - {NPY_RUN}
