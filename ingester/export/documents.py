@@ -151,11 +151,34 @@ def _columns(stream: Any, data_keys: dict) -> dict[str, Any]:
         node = stream[key]
         family = str(node.structure_family).split(".")[-1]
         if family == "table":
-            frame = node.read()
-            columns.update((name, frame[name]) for name in frame.columns)
+            table = _read_table(node)
+            columns.update((name, _arrow_values(table.column(name))) for name in table.column_names)
         elif _management(node) != "external" and not data_keys.get(key, {}).get("external"):
             columns[key] = node.read()
     return columns
+
+
+def _read_table(node: Any) -> Any:
+    """A table node as an Arrow table. Read through pandas, tiled's client turns list columns into
+    strings ("[0 1 2 3]"); Arrow keeps every column's type, and `to_pylist` gives builtins at once."""
+    import io
+
+    import pyarrow
+
+    buffer = io.BytesIO()
+    node.export(buffer, format="application/vnd.apache.arrow.file")
+    return pyarrow.ipc.open_file(pyarrow.py_buffer(buffer.getvalue())).read_all()
+
+
+def _arrow_values(column: Any) -> list:
+    """A table column as builtins; in a float column a null is NaN, as the tables store NaN (and as
+    pandas and bluesky-tiled-plugins read it)."""
+    import pyarrow
+    import pyarrow.compute
+
+    if pyarrow.types.is_floating(column.type) and column.null_count:
+        column = pyarrow.compute.fill_null(column, float("nan"))
+    return column.to_pylist()
 
 
 def _timestamp_names(keys: list[str]) -> dict[str, str]:
@@ -180,7 +203,7 @@ def _event_pages(stream: Any, descriptors: list[dict], page_rows: int) -> Iterat
     kept = {key: f"{key}_" if key in _RESERVED else key for key in data_keys}
     kept = {key: column for key, column in kept.items() if column in columns}
     ts_names = _timestamp_names(list(kept.values()))
-    seq_nums, times = columns["seq_num"].tolist(), columns["time"].tolist()
+    seq_nums, times = _column_values(columns["seq_num"]), _column_values(columns["time"])
     values = {key: _column_values(columns[column]) for key, column in kept.items()}
     stamps = {key: _column_values(columns[ts_names[column]]) for key, column in kept.items()}
     filled = [key for key in kept if data_keys[key].get("external")]  # external values stored as data
@@ -206,7 +229,7 @@ def _event_pages(stream: Any, descriptors: list[dict], page_rows: int) -> Iterat
 
 
 def _column_values(column: Any) -> list:
-    values = column.tolist()
+    values = column if isinstance(column, list) else column.tolist()
     if values and not isinstance(values[0], (int, float, str, bool, type(None), list)):
         values = [_builtin(v) for v in values]
     elif values and isinstance(values[0], list):

@@ -101,6 +101,7 @@ class NodeSnapshot:
     mimetype: str | None = None
     parameters: dict | None = None
     assets: list[tuple] = field(default_factory=list)  # (data_uri, parameter, num, is_directory)
+    schema: str | None = None  # a table's Arrow schema: its columns' types, which reading as pandas may hide
 
 
 @dataclass
@@ -145,6 +146,7 @@ def _snapshot_node(node: Any, catalog_dir: str) -> NodeSnapshot:
     structure = node.structure()
     if family == "table":
         snap.columns = list(node.columns)
+        snap.schema = str(structure.arrow_schema_decoded)
     elif family == "array":
         snap.shape, snap.chunks, snap.dims = tuple(structure.shape), tuple(structure.chunks), structure.dims
         snap.dtype = str(structure.data_type.to_numpy_dtype())
@@ -187,7 +189,7 @@ def assert_runs_equal(one: RunSnapshot, other: RunSnapshot, where: str) -> None:
         assert sorted(nodes) == sorted(other_nodes), f"{where} {stream}"
         for key, node in nodes.items():
             theirs, at = other_nodes[key], f"{where} {stream}/{key}"
-            for attr in ("family", "specs", "metadata", "management", "mimetype", "columns"):
+            for attr in ("family", "specs", "metadata", "management", "mimetype", "columns", "schema"):
                 assert getattr(node, attr) == getattr(theirs, attr), f"{at}: {attr}"
             assert (node.shape, node.chunks, node.dims, node.dtype) == (
                 theirs.shape, theirs.chunks, theirs.dims, theirs.dtype,
