@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import Counter
 from datetime import datetime
 from enum import StrEnum
@@ -88,6 +89,7 @@ def _run(target, uids: list[str], pack) -> Counter:
     from ingester.cli.signals import install_signal_handlers
     from ingester.export.exporter import export_runs
 
+    began = time.monotonic()
     stop = threading.Event()
     signals = install_signal_handlers(stop)
     view = _ExportView(len(uids))
@@ -97,7 +99,7 @@ def _run(target, uids: list[str], pack) -> Counter:
         view.close()
         signals.restore()
     counts = Counter(str(o.status) for o in outcomes)
-    _print_summary(counts, outcomes, pack, target.description)
+    _print_summary(counts, outcomes, pack, target.description, time.monotonic() - began)
     if signals.received is not None:
         typer.echo(
             f"stopped: {counts[Outcome.INTERRUPTED]} runs not exported; run the command again to go on", err=True
@@ -147,7 +149,7 @@ class _ExportView:
             self.progress.stop()
 
 
-def _print_summary(counts: Counter, outcomes: list, pack, source: str) -> None:
+def _print_summary(counts: Counter, outcomes: list, pack, source: str, seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -158,9 +160,8 @@ def _print_summary(counts: Counter, outcomes: list, pack, source: str) -> None:
     for status in sorted(counts):
         table.add_row(status, str(counts[status]))
     console.print(table)
-    seconds = sum(o.seconds for o in outcomes)
     events = sum(o.events for o in outcomes)
     console.print(
-        f"{len(outcomes)} runs, {events} events in {seconds:.1f} s: {source} -> {pack.root}",
+        f"{len(outcomes)} runs in {seconds:.1f} s ({events} events): {source} -> {pack.root}",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip

@@ -47,7 +47,7 @@ def catalog_yml(pack: Path) -> dict:
 def test_export_selected_runs_as_jsonl(catalog_a, tmp_path):
     result = export(tmp_path / "pack", "--catalog", catalog_a, "--uid", SCAN, "--uid", BLOB)
     assert result.exit_code == 0, result.output
-    assert "exported" in result.output and "2 runs" in result.output
+    assert "exported" in result.output and "2 runs in" in result.output
     pack = tmp_path / "pack"
     assert sorted(p.name for p in (pack / "documents").iterdir()) == sorted([f"{SCAN}.jsonl", f"{BLOB}.jsonl"])
     docs = documents_of(pack / "documents" / f"{BLOB}.jsonl")
