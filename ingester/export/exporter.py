@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ingester.export.documents import external_nodes, run_documents
+from ingester.export.documents import RunTree, external_nodes, read_run, run_documents
 from ingester.export.pack import Pack, RunRecord, file_sha256
 from ingester.status import Outcome
 
@@ -146,10 +146,10 @@ def export_run(root: Any, uid: str, pack: Pack) -> RunExport:
     if pack.verified(uid):
         return RunExport(uid, ALREADY_EXPORTED, seconds=time.monotonic() - began)
     try:
-        run = root[uid]
-        files, roots = _copy_external(run, pack)
+        tree = read_run(root, uid)
+        files, roots = _copy_external(tree, pack)
         path = pack.documents_path(uid)
-        events = write_documents(run_documents(run), path, pack.format)
+        events = write_documents(run_documents(tree), path, pack.format)
     except Unexportable as err:
         return RunExport(uid, Outcome.REFUSED, reason=str(err), seconds=time.monotonic() - began)
     except Exception as err:  # noqa: BLE001 - Tiled or the disk failed: said, and the next run tried
@@ -167,14 +167,14 @@ def export_run(root: Any, uid: str, pack: Pack) -> RunExport:
     return RunExport(uid, EXPORTED, events=events, files=len(files), seconds=time.monotonic() - began)
 
 
-def _copy_external(run: Any, pack: Pack) -> tuple[dict[str, str], dict[str, str]]:
+def _copy_external(tree: RunTree, pack: Pack) -> tuple[dict[str, str], dict[str, str]]:
     """Copy (or list) every external file of the run; raise `Unexportable` naming a file that is not
     there or cannot be read."""
     from ingester.export.pack import root_id
 
     files: dict[str, str] = {}
     roots: dict[str, str] = {}
-    for node in external_nodes(run):
+    for node in external_nodes(tree):
         paths = [Path(p) for p in node.paths()]
         root = str(paths[0].parent)
         for path in paths:

@@ -18,7 +18,7 @@ import event_model
 import pytest
 
 from ingester.cli.app import app
-from ingester.export.documents import run_documents
+from ingester.export.documents import read_run, run_documents
 from ingester.target.layout import CatalogLayout, build_catalog
 from ingester.target.targets import open_embedded
 from support.cli import runner
@@ -32,7 +32,7 @@ RESERVED = "0334254b-3c8f-4d1b-950c-ac50fc76436a"  # good/count_reserved_keys.js
 def both(catalog_a):
     """uid -> (our documents, the plugin's documents) for every run of catalog A."""
     with open_embedded(catalog_a) as target:
-        ours = {uid: list(run_documents(target.root[uid])) for uid in target.root}
+        ours = {uid: list(run_documents(read_run(target.root, uid))) for uid in target.root}
     return {uid: (docs, asyncio.run(_plugin_documents(catalog_a, uid))) for uid, docs in ours.items()}
 
 
