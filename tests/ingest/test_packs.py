@@ -199,3 +199,18 @@ def test_a_document_that_does_not_match_sha256sums_is_refused_whole(tmp_path):
     assert result.exit_code == 1
     assert f"{document}:0: - - : run file does not match its SHA256SUMS entry" in result.output
     assert catalog_uids(tmp_path / "catalog") == UIDS - {NPY_RUN}
+
+
+def test_a_pack_pointing_at_files_outside_every_named_folder_stays_readable(tmp_path):
+    """A pack without copies whose root map names a folder of this machine: the runs are written, and
+    the catalog remembers that folder as readable (Tiled serves nothing outside its readable storage)."""
+    pack = moved_pack("msgpack-nocopy", tmp_path)
+    data = tmp_path / "beamline-disk"
+    shutil.copytree(FIXTURES / "moved", data)
+    catalog_yml = pack / "catalog.yml"
+    catalog_yml.write_text(catalog_yml.read_text().replace(WRITER_ROOT, str(data)))
+    catalog = tmp_path / "catalog"
+    assert ingest(pack, "--catalog", catalog).exit_code == 0
+    with open_embedded(catalog) as target:  # no readable folder given: those remembered at ingest
+        images = target.root[NPY_RUN]["primary"]["img"].read()
+    assert images.shape[0] == 3
