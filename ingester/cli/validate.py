@@ -39,7 +39,7 @@ def validate(
         if (pack := pack_of(path)) is not None:
             packs[pack.folder] = pack
         if not path.exists():
-            report = _missing(path, "no such file or directory", packs.get(pack.folder) if pack else None)
+            report = _missing(path, "no such file or directory", pack)
         else:
             report = validate_file(path, strict=strict)
         reports.append(report)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from ingester.config import PathRules
@@ -17,7 +18,7 @@ from ingester.problems import Problem
 from ingester.read.pack import pack_of
 from ingester.read.source import Source
 
-__all__ = ["rules_for_file", "document_mismatch"]
+__all__ = ["rules_for_file", "document_mismatch", "pack_roots"]
 
 
 def rules_for_file(rules: PathRules, path: Path) -> PathRules:
@@ -26,6 +27,17 @@ def rules_for_file(rules: PathRules, path: Path) -> PathRules:
     if pack is None:
         return rules
     return dataclasses.replace(rules, pack_root_map=pack.root_map, checksums=pack.checksums)
+
+
+def pack_roots(files: Iterable[Path]) -> list[Path]:
+    """The folders the root maps of the packs `files` belong to point at: Tiled must be allowed to read
+    them (a pack without copies may point outside every folder the user named)."""
+    roots: dict[Path, None] = {}
+    for path in files:
+        pack = pack_of(path)
+        if pack is not None:
+            roots.update((Path(where), None) for _, where in pack.root_map)
+    return list(roots)
 
 
 def document_mismatch(path: Path, source: Source | None, rules: PathRules) -> list[Problem]:

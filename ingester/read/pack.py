@@ -89,10 +89,11 @@ def read_pack(folder: Path) -> Pack | None:
     args, metadata = source.get("args") or {}, source.get("metadata") or {}
     relative = [str(p) for p in metadata.get("relative_paths") or []]
     globs = [os.path.normpath(folder / p) for p in relative] or [str(p) for p in _listed(args.get("paths"))]
-    roots = (args.get("root_map") or {}).items()
-    root_map = tuple(
-        (str(root), os.path.normpath(folder / str(where))) for root, where in roots if str(root).strip("/")
-    )
+    roots = [(str(root), os.path.normpath(folder / str(where))) for root, where in (args.get("root_map") or {}).items()]
+    # An id in place of a root is the first component of a relative location (a Resource's root);
+    # a StreamResource's file URI can only hold an absolute path, so there it is `/<id>/...`.
+    roots += [("/" + root, where) for root, where in roots if not root.startswith("/")]
+    root_map = tuple((root, where) for root, where in roots if root.strip("/"))
     return Pack(folder, source["driver"], tuple(globs), root_map, _manifests(folder), _checksums(folder))
 
 

@@ -199,3 +199,41 @@ def test_a_document_that_does_not_match_sha256sums_is_refused_whole(tmp_path):
     assert result.exit_code == 1
     assert f"{document}:0: - - : run file does not match its SHA256SUMS entry" in result.output
     assert catalog_uids(tmp_path / "catalog") == UIDS - {NPY_RUN}
+
+
+def test_a_pack_pointing_at_files_outside_every_named_folder_stays_readable(tmp_path):
+    """A pack without copies whose root map names a folder of this machine: the runs are written, and
+    the catalog remembers that folder as readable (Tiled serves nothing outside its readable storage)."""
+    pack = moved_pack("msgpack-nocopy", tmp_path)
+    data = tmp_path / "beamline-disk"
+    shutil.copytree(FIXTURES / "moved", data)
+    catalog_yml = pack / "catalog.yml"
+    catalog_yml.write_text(catalog_yml.read_text().replace(WRITER_ROOT, str(data)))
+    catalog = tmp_path / "catalog"
+    assert ingest(pack, "--catalog", catalog).exit_code == 0
+    with open_embedded(catalog) as target:  # no readable folder given: those remembered at ingest
+        images = target.root[NPY_RUN]["primary"]["img"].read()
+    assert images.shape[0] == 3
+
+
+@pytest.mark.parametrize("root", [FOREIGN_ROOT, HASHED], ids=["absolute-root", "hashed-id"])
+def test_a_stream_resource_uri_is_mapped_by_the_packs_root_map(root, tmp_path):
+    """A StreamResource (ophyd-async) keeps its file in `uri`: under the original root, or under the
+    id written in its place (`file://localhost/<id>/...`)."""
+    pack = tmp_path / "elsewhere" / "stream-resources"
+    (pack / "documents").mkdir(parents=True)
+    text = (FIXTURES / "moved" / "blob_count_moved.jsonl").read_text()
+    (pack / "documents" / "blob.jsonl").write_text(text.replace(FOREIGN_ROOT, "/" + root.lstrip("/")))
+    (pack / "external_files" / "site" / "data").mkdir(parents=True)
+    shutil.copy(FIXTURES / "moved" / "data" / "blob-moved.h5", pack / "external_files" / "site" / "data")
+    (pack / "catalog.yml").write_text(
+        "sources:\n  packed_catalog:\n    driver: bluesky-jsonl-catalog\n"
+        f"    args:\n      root_map: {{'{root}': external_files/site}}\n"
+        "    metadata:\n      relative_paths: ['./documents/*.jsonl']\n"
+    )
+    catalog = tmp_path / "catalog"
+    result = ingest(pack, "--catalog", catalog)
+    assert result.exit_code == 0, result.output
+    uid = EXPECTED["moved/blob_count_moved.jsonl"]["uid"]
+    with open_embedded(catalog, [pack]) as target:
+        assert validate(target.root[uid], fix_errors=False, try_reading=True, raise_on_error=True, write_notes=False)
