@@ -157,12 +157,19 @@ class PathRules:
     server_paths: (LOCAL, SERVER) path prefixes; the Tiled server sees LOCAL/... as SERVER/...
     skip_missing: a key whose file is missing (or whose resource names no file) is left out of the
         run instead of refusing it (`on_missing_file = "skip"`).
+    pack_root_map: for a run file of a databroker-pack folder, the pack's own root map: (ROOT, NEW),
+        ROOT an absolute root or the id written in its place (the first component of a relative
+        location), NEW an absolute folder; applied before `root_map`.
+    checksums: for a run file of a pack with `SHA256SUMS`, (absolute path, sha256 hex) of its files:
+        each external file of a run listed there is verified before anything of the run is written.
     """
 
     data_roots: tuple[Path, ...] = ()
     root_map: tuple[tuple[str, str], ...] = ()
     server_paths: tuple[tuple[str, str], ...] = ()
     skip_missing: bool = False  # ingest a run without the external keys whose files are missing
+    pack_root_map: tuple[tuple[str, str], ...] = ()
+    checksums: tuple[tuple[str, str], ...] = ()
 
 
 def path_rules(settings: Settings) -> PathRules:

@@ -11,12 +11,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Document", "ExternalSource", "StreamInfo", "NormalizedRun", "ExternalNodePlan"]
+__all__ = ["Document", "DocumentNumber", "ExternalSource", "StreamInfo", "NormalizedRun", "ExternalNodePlan"]
+
+
+class DocumentNumber(int):
+    """A position counted in documents, for a format without lines (msgpack): 1 is the first document.
+
+    It is an int wherever a line number is (sorted, stored in the ledger and the JSON report as a
+    number) and reads `document N` wherever a position is rendered (`path:document N: ...`), so a
+    problem in a msgpack file is never shown as a line.
+    """
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return f"document {int(self)}"
+
+    def __format__(self, spec: str) -> str:
+        return str(self) if not spec else int.__format__(self, spec)
+
+    def __reduce__(self):
+        return (DocumentNumber, (int(self),))
 
 
 @dataclass(slots=True)
 class Document:
-    """One event-model document as read from a run file, with the line it starts on (1-based)."""
+    """One event-model document as read from a run file, with the position it starts at: the line
+    (1-based), or a `DocumentNumber` for msgpack."""
 
     name: str
     doc: dict[str, Any]
@@ -44,6 +65,7 @@ class ExternalSource:
     local_uri: str | None = None
     server_uri: str | None = None
     spec: str = ""  # a legacy document's `spec` as written (RunNormalizer upper-cases it)
+    local_files: list[str] = field(default_factory=list)  # the files it references, checked by resolve
 
 
 @dataclass

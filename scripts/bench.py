@@ -5,6 +5,7 @@
     python scripts/bench.py many [--count N]   # many small runs: ingest-dir --jobs 4 vs TiledWriter (bench_many.py)
     python scripts/bench.py watch [--count N]  # stop line -> readable in Tiled, `ingester watch` (bench_watch.py)
     python scripts/bench.py startup [--repeat N]  # one small run, whole process, vs a TiledWriter script
+    python scripts/bench.py export [--count N] [--events N]  # export, then re-import, beside ingest-dir (bench_export.py)
 
 Each measured step runs in a child process so that its peak memory (ru_maxrss) is its own.
 Timings are wall-clock seconds on this machine; the ratios are what the issues set targets on.
@@ -25,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_data  # noqa: E402
+import bench_export  # noqa: E402
 import bench_many  # noqa: E402
 import bench_scale  # noqa: E402
 import bench_startup  # noqa: E402
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     bench_watch.add_watch_parser(sub)
     bench_scale.add_scale_parser(sub)
     bench_startup.add_startup_parser(sub)
+    bench_export.add_export_parser(sub)
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONHASHSEED", "0")
     started = time.perf_counter()

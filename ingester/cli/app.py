@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from ingester import __version__
+from ingester.cli.export import export
 from ingester.cli.ingest import ingest_dir, retry
 from ingester.cli.serve import serve
 from ingester.cli.status import status
@@ -51,6 +52,7 @@ app.command()(retry)
 app.command()(status)
 app.command()(watch)
 app.command()(serve)
+app.command()(export)
 
 
 def main() -> None:

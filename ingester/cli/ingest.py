@@ -59,8 +59,9 @@ def _run(files: list[Path], paths: list[Path], settings, options, report: Path |
     from ingester.cli.console import BatchView, print_summary, write_report
     from ingester.cli.signals import install_signal_handlers
     from ingester.ingest.batch import settled_by_ledger
+    from ingester.ingest.packs import pack_roots
 
-    roots = readable_roots(settings, paths)
+    roots = [*readable_roots(settings, paths), *pack_roots(files)]
     stop = threading.Event()
     signals = install_signal_handlers(stop, abort_on_second=True)
     try:

@@ -1,4 +1,8 @@
-"""`ingester validate`: check run files and say what is wrong with them, line by line."""
+"""`ingester validate`: check run files and say what is wrong with them, line by line.
+
+Given a databroker-pack folder, it checks the pack's document files, and reports each file the
+pack's manifests list that the pack does not hold.
+"""
 
 from __future__ import annotations
 
@@ -25,17 +29,23 @@ def validate(
 
     Exit 0 when every run is complete and valid, 1 otherwise.
     """
-    from ingester.problems import Problem
     from ingester.read.discover import find_run_files
+    from ingester.read.pack import pack_of
     from ingester.read.validate import FileReport, validate_file
 
     reports: list[FileReport] = []
+    packs = {}
     for path in find_run_files(paths):
+        if (pack := pack_of(path)) is not None:
+            packs[pack.folder] = pack
         if not path.exists():
-            report = FileReport(path=path, status=Verdict.INVALID)
-            report.problems.append(Problem(str(path), None, "no such file or directory"))
+            report = _missing(path, "no such file or directory", pack)
         else:
             report = validate_file(path, strict=strict)
+        reports.append(report)
+        if not json_output:
+            print_file_report(report)
+    for report in _pack_gaps(packs.values(), {r.path for r in reports}):
         reports.append(report)
         if not json_output:
             print_file_report(report)
@@ -46,6 +56,33 @@ def validate(
         typer.echo("no run files found", err=True)
         raise typer.Exit(1)
     raise typer.Exit(0 if all(r.status == Verdict.OK for r in reports) else 1)
+
+
+def _missing(path, reason: str, pack=None):
+    """The report of a file that is not there; in a pack, saying which manifest lists it."""
+    from ingester.problems import Problem
+    from ingester.read.pack import missing_files
+    from ingester.read.validate import FileReport
+
+    if pack is not None:
+        reason = next((f"listed in {m} but not in the pack" for p, m in missing_files(pack) if p == path), reason)
+    report = FileReport(path=path, status=Verdict.INVALID)
+    report.problems.append(Problem(str(path), None, reason))
+    return report
+
+
+def _pack_gaps(packs, reported: set) -> list:
+    """A report for each file a pack's manifests list that the pack does not hold (documents are reported already)."""
+    from ingester.read.pack import missing_files
+
+    gaps = []
+    for pack in packs:
+        gaps += [
+            _missing(path, f"listed in {m} but not in the pack")
+            for path, m in missing_files(pack)
+            if path not in reported
+        ]
+    return gaps
 
 
 def print_file_report(report) -> None:

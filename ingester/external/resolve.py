@@ -6,7 +6,9 @@ For each `ExternalSource`, resolve takes the location exactly as the run file wr
   empty or relative root) against the data roots in order: the first root under which every
   file the source references exists wins. With no data root configured, the directory of the run
   file is the data root;
-- rewrites an absolute location by the root map (OLD=NEW, a component-wise path prefix; the longest
+- rewrites a location by the root map of the databroker-pack it came from, if any (a Resource root
+  as the pack's documents hold it: an absolute root, or the 32-hex id databroker-pack wrote in its
+  place), then an absolute location by the root map (OLD=NEW, a component-wise path prefix; the longest
   matching OLD wins), as databroker's root_map did at read time;
 - refuses, with an `IngestError` naming the source document and the path, a file that does not
   exist or whose real path (symlinks and `..` followed) lies outside every data root and root-map
@@ -69,7 +71,7 @@ def resolve_external_paths(run: NormalizedRun, rules: PathRules) -> NormalizedRu
     """
     roots = tuple(os.path.abspath(root) for root in (rules.data_roots or (run.path.parent,)))
     allowed = [os.path.realpath(root) for root in roots]
-    allowed += [os.path.realpath(new) for _, new in rules.root_map]
+    allowed += [os.path.realpath(new) for _, new in (*rules.root_map, *rules.pack_root_map)]
     missing: dict[tuple[str | None, str], str] = {}
     for source in run.external.values():
         if (reason := _names_no_file(source)) is not None:
@@ -81,7 +83,7 @@ def resolve_external_paths(run: NormalizedRun, rules: PathRules) -> NormalizedRu
     external: dict[str, ExternalSource] = {}
     for uid, source in run.external.items():
         try:
-            local = _resolve_source(source, referenced[uid], roots, allowed, rules.root_map)
+            local, files = _resolve_source(source, referenced[uid], roots, allowed, rules)
         except _Missing as refusal:
             if not rules.skip_missing:
                 raise source_problem(run, source, str(refusal)) from None
@@ -96,6 +98,7 @@ def resolve_external_paths(run: NormalizedRun, rules: PathRules) -> NormalizedRu
             stream_datums=list(source.stream_datums),
             local_uri=local_uri,
             server_uri=server_uri,
+            local_files=files,
         )
     run = _without(dataclasses.replace(run, external=external), missing)
     return dataclasses.replace(run, missing=[*run.missing, *(f"{s}/{k}: {what}" for (s, k), what in missing.items())])
@@ -149,11 +152,13 @@ def _resolve_source(
     files: list[str],
     roots: tuple[str, ...],
     allowed: list[str],
-    root_map: tuple[tuple[str, str], ...],
-) -> str:
-    """The local path of the source's location, once every file it references has been checked."""
+    rules: PathRules,
+) -> tuple[str, list[str]]:
+    """The local path of the source's location and of the files it references, once they are checked."""
     locations = [source.original_location, *files]
     paths = [_path_of(location) for location in locations]
+    paths = [_keep_slash(path, _rewrite(path, rules.pack_root_map)) for path in paths]
+    root_map = rules.root_map
     trials: Iterable[str | None] = roots if any(not p.startswith("/") for p in paths) else (None,)
     first_fault: str | None = None
     first_missing: str | None = None
@@ -162,7 +167,7 @@ def _resolve_source(
         escaping = [p for p in placed if not _inside(os.path.realpath(p), allowed)]
         faults = [(p, fault) for p in placed[1:] if (fault := _unreadable(p)) is not None]
         if not escaping and not faults:
-            return _addressable(placed[0], placed[1:])
+            return _addressable(placed[0], placed[1:]), placed[1:]
         if first_fault is None:
             if escaping:
                 real = os.path.realpath(escaping[0])

@@ -23,6 +23,7 @@ from ingester.config import Settings, ledger_url, load_settings, readable_roots,
 from ingester.ingest.files import BatchOptions, FileIngester
 from ingester.ingest.guards import WAIT_LEASES
 from ingester.ingest.outcomes import FileOutcome, Summary
+from ingester.ingest.packs import pack_roots
 from ingester.ledger.store import Ledger
 from ingester.read.discover import find_run_files
 from ingester.status import Outcome
@@ -205,5 +206,5 @@ def ingest_paths(
     files = list(select_files(paths, options))
     with Ledger.open(ledger_url(settings), target_key(settings), command="ingest_paths") as ledger:
         settled, pending = settled_by_ledger(files, ledger, options)
-        roots = readable_roots(settings, paths)
+        roots = [*readable_roots(settings, paths), *pack_roots(files)]
         return ingest_pending(pending, ledger, settings, options, readable_roots=roots, settled=settled)

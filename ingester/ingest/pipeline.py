@@ -22,11 +22,13 @@ from typing import Any
 
 from ingester import __version__
 from ingester.config import PathRules
+from ingester.external.checksums import verify_checksums
 from ingester.external.plan import plan_external_nodes
 from ingester.external.resolve import resolve_external_paths
 from ingester.ingest.failures import is_target_failure
 from ingester.ingest.guards import WriteGuards
 from ingester.ingest.outcomes import RunOutcome
+from ingester.ingest.packs import document_mismatch, rules_for_file
 from ingester.problems import IngestError, Problem, WriteFailed
 from ingester.read.reports import FileReport, RunReport
 from ingester.read.single_pass import FilePass, read_once
@@ -96,19 +98,21 @@ class RunIngester:
         with RowSpool() as spool:
             found = read_once(path, spool, report=report, build_rows=not self.policy.dry_run)
             report = found.report
-            if report.problems:  # the file itself cannot be read through: refuse all of it
-                refused = [_refused(path, run, report.problems) for run in report.runs if run.uid]
-                return FileResult(refused or [_refused(path, None, report.problems)], found.source)
+            rules = rules_for_file(self.rules, path)
+            problems = report.problems or document_mismatch(path, found.source, rules)
+            if problems:  # the file itself cannot be read through, or is not what its pack says: refuse all of it
+                refused = [_refused(path, run, problems) for run in report.runs if run.uid]
+                return FileResult(refused or [_refused(path, None, problems)], found.source)
             outcomes = []
             for run in report.runs:
                 if self.stop is not None and self.stop.is_set():
                     reason = "not looked at: the pass was stopped first"
                     outcomes.append(RunOutcome(path, run.uid, Outcome.INTERRUPTED, reason, run.line))
                 else:
-                    outcomes.append(self._ingest_run(path, run, found, spool))
+                    outcomes.append(self._ingest_run(path, run, found, spool, rules))
             return FileResult(outcomes, found.source)
 
-    def _ingest_run(self, path: Path, run: RunReport, found: FilePass, spool: RowSpool) -> RunOutcome:
+    def _ingest_run(self, path: Path, run: RunReport, found: FilePass, spool: RowSpool, rules: PathRules) -> RunOutcome:
         if run.status == Verdict.INVALID:
             return _refused(path, run, run.problems)
         events = sum(run.streams.values())
@@ -119,7 +123,8 @@ class RunIngester:
         try:
             if run.uid in found.failed:
                 raise found.failed[run.uid]
-            resolved = resolve_external_paths(found.normalized[run.uid], self.rules)
+            resolved = resolve_external_paths(found.normalized[run.uid], rules)
+            verify_checksums(resolved, rules)  # a pack's SHA256SUMS: reads the files, before anything is written
             if self.policy.dry_run:
                 return RunOutcome(path, run.uid, Outcome.VALID, events=events)
             streams = {name: stream_metadata(info) for name, info in resolved.streams.items()}

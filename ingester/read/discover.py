@@ -1,10 +1,12 @@
 """Discover stage: find the run files under the paths a user names.
 
 A file named explicitly is always taken. Inside a directory (searched recursively, in sorted
-order so runs are reported stably) a run file is one whose name ends in `.jsonl`, `.ndjson` or
-`.json`, optionally followed by `.gz`; hidden files and folders and temporary files (`*.tmp`,
+order so runs are reported stably) a run file is one whose name ends in `.jsonl`, `.ndjson`,
+`.json` or `.msgpack`, optionally followed by `.gz`; hidden files and folders and temporary files (`*.tmp`,
 `*.part`, `*~`) are left alone, as are external data files (`.h5`, `.tiff`, ...); so are FIFOs,
-sockets and devices, with a warning. This stage never opens a file.
+sockets and devices, with a warning. In a databroker-pack folder (a `catalog.yml` naming a
+databroker-pack driver, `ingester.read.pack`) only the pack's document files are taken, whatever
+their names (`.msgpack` included). This stage never opens a run file.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ingester.logs import logger
+from ingester.read.pack import Pack, find_pack, missing_files
 from ingester.read.source import file_kind
 
-__all__ = ["RUN_FILE_SUFFIXES", "is_run_file_name", "find_run_files"]
+__all__ = ["RUN_FILE_SUFFIXES", "is_run_file_name", "find_run_files", "pack_documents"]
 
-RUN_FILE_SUFFIXES = (".jsonl", ".ndjson", ".json")
+RUN_FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".msgpack")
 _TEMPORARY_SUFFIXES = (".tmp", ".part", ".swp", "~")
 
 
@@ -60,7 +63,12 @@ def find_run_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def _walk(top: Path) -> Iterator[Path]:
-    """Run files under `top`, in sorted order, not following links to folders (as os.walk)."""
+    """Run files under `top`, in sorted order, not following links to folders (as os.walk). In a
+    databroker-pack folder, its document files only (see `pack_documents`)."""
+    pack = find_pack(top)
+    if pack is not None:
+        yield from pack_documents(pack)
+        return
     try:
         entries = sorted(os.scandir(top), key=lambda entry: entry.name)
     except OSError:
@@ -78,6 +86,15 @@ def _walk(top: Path) -> Iterator[Path]:
                 _skip(Path(entry.path), kind)
     for folder in folders:
         yield from _walk(Path(folder.path))
+
+
+def pack_documents(pack: Pack) -> list[Path]:
+    """The document files of a pack, those its manifests list included; each file a manifest lists
+    that the pack does not hold is named in a warning (a missing document is also reported by
+    whoever reads it, a missing external file by the run that needs it)."""
+    for path, manifest in missing_files(pack):
+        logger.warning("{}: listed in {} but not in the pack", path, manifest)
+    return pack.document_files()
 
 
 def _kind_of(entry: os.DirEntry) -> str | None:

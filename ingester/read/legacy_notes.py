@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from ingester.runs import DocumentNumber
 from schemas.legacy_forms import LEGACY_BY_NAME
 
 __all__ = ["LegacyNotes"]
@@ -26,7 +27,9 @@ class LegacyNotes:
     def note(self, name: str, line: int, detail: str = "") -> None:
         if name not in self.found:
             form = LEGACY_BY_NAME[name]
-            where = f"line {line}" + (f", {detail}" if detail else "")
+            where = (str(line) if isinstance(line, DocumentNumber) else f"line {line}") + (
+                f", {detail}" if detail else ""
+            )
             self.found[name] = f"{name}: {form.action}: {form.done} ({where})"
 
     def resource(self, doc: dict[str, Any], line: int) -> None:

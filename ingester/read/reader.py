@@ -6,6 +6,9 @@ Formats are told apart by content, never by file name:
 - JSONL backups (TiledWriter, bluesky): one `{"name": ..., "doc": ...}` object a line;
 - a JSON array of either (bluesky's JSONWriter writes one element a line; a pretty-printed
   array is read whole, as it cannot be streamed line by line);
+- suitcase-msgpack (databroker-pack's `.msgpack`): msgpack `[name, doc]` arrays, one after the
+  other, told by their first byte (`ingester.read.msgpackio`); a position there is a document
+  number (`DocumentNumber`), not a line;
 - any of these gzip-compressed (detected from the magic bytes).
 
 Line-oriented files are read one line at a time (memory does not grow with the file). `NaN`,
@@ -28,8 +31,9 @@ import orjson
 
 from ingester.problems import IngestError, Problem
 from ingester.read.jsonio import is_gzip, loads_lenient
+from ingester.read.msgpackio import MsgpackFault, is_msgpack, unpack_documents
 from ingester.read.source import NotRegularFile, Source, open_source
-from ingester.runs import Document
+from ingester.runs import Document, DocumentNumber
 
 __all__ = ["DocumentStream", "read_documents", "MAX_LINE_BYTES"]
 
@@ -77,6 +81,11 @@ class DocumentStream:
             raise self._fail(line, f"truncated: {reason}")
         self.truncated = self._problem(line, f"truncated: {reason} (file still being written?)")
 
+    def _next_position(self) -> int:
+        """Where the document after the last one read starts: a line, or a document number."""
+        following = self.lines_read + 1
+        return DocumentNumber(following) if self.format == "msgpack" else following
+
     # -- iteration ------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Document]:
@@ -90,16 +99,30 @@ class DocumentStream:
             self.compressed = is_gzip(fh.peek(2)[:2])
             stream = gzip.GzipFile(fileobj=fh, mode="rb") if self.compressed else fh
             try:
-                yield from self._read(stream, bounded=self.compressed or raw.opened.st_size > MAX_LINE_BYTES)
+                if is_msgpack(stream.peek(1)[:1]):
+                    yield from self._read_msgpack(stream)
+                else:
+                    yield from self._read(stream, bounded=self.compressed or raw.opened.st_size > MAX_LINE_BYTES)
                 while stream.read(_READ_CHUNK):  # what follows the last document: hashed too
                     pass
             except EOFError:
-                self._cut_short(self.lines_read + 1, "compressed stream ends early")
+                self._cut_short(self._next_position(), "compressed stream ends early")
             except (gzip.BadGzipFile, zlib.error) as err:
-                raise self._fail(self.lines_read + 1, f"corrupt gzip data: {err}") from None
+                raise self._fail(self._next_position(), f"corrupt gzip data: {err}") from None
             except OSError as err:
-                raise self._fail(self.lines_read + 1, f"read error: {err}") from None
+                raise self._fail(self._next_position(), f"read error: {err}") from None
             self.source = raw.source()
+
+    def _read_msgpack(self, fh: IO[bytes]) -> Iterator[Document]:
+        self.format = "msgpack"
+        try:
+            for number, item in unpack_documents(fh, MAX_LINE_BYTES):
+                self.lines_read = position = DocumentNumber(number)
+                yield self._document(item, position)
+        except MsgpackFault as fault:
+            if not fault.cut_short:
+                raise self._fail(DocumentNumber(fault.number), fault.reason) from None
+            self._cut_short(DocumentNumber(fault.number), fault.reason)
 
     def _numbered(self, fh: IO[bytes], bounded: bool) -> Iterator[tuple[int, bytes]]:
         """The file's lines with their numbers. `bounded` (a file that may hold a line over the limit):

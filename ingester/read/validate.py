@@ -22,7 +22,7 @@ from ingester.read.limits import limit_problem
 from ingester.read.reader import read_documents
 from ingester.read.reports import FileReport, RunReport
 from ingester.read.split import RunSplitter
-from ingester.runs import Document
+from ingester.runs import Document, DocumentNumber
 from ingester.status import Verdict
 from schemas import check_document
 
@@ -327,8 +327,10 @@ class RunValidator:
             report = state.report
             if state.uid is not None and state.started:
                 self._check_external(state)
+            at = type(report.line)  # the lines kept are plain ints: a msgpack file counts documents
             for line, first in state.uids.duplicates()[:MAX_PROBLEMS_PER_RUN]:
-                self._report(state, Document("-", {}, line), f"duplicate uid: already used on line {first}", "")
+                used = at(first) if at is DocumentNumber else f"line {first}"
+                self._report(state, Document("-", {}, at(line)), f"duplicate uid: already used on {used}", "")
             if report.problems or report.more_problems:
                 report.status = Verdict.INVALID
             else:

@@ -6,7 +6,9 @@ without the read stage: only the last `TAIL_BYTES` of the file are read. A line-
 and parses as `["stop", {...}]` or `{"name": "stop", "doc": {...}}`; a JSON array file when the
 last element before its closing `]` does. `NaN` and `Infinity` are accepted the way Python's json
 module writes them. A gzip file (told by its magic bytes) cannot be tailed without reading it
-whole, so it is reported as such and judged by quietness alone.
+whole, so it is reported as such and judged by quietness alone. A msgpack file (suitcase-msgpack,
+told by its first byte) ends with a stop document when the last `["stop", {...}]` pair found in its
+tail unpacks to exactly the rest of the file.
 
 A stop document is small: one that does not fit in the tail is not seen, and the file looks open.
 This module never validates documents, never reads a file whole and never modifies it.
@@ -18,12 +20,16 @@ import os
 from enum import StrEnum
 from typing import Any
 
+import msgpack
+
 from ingester.read.jsonio import is_gzip, loads_lenient
+from ingester.read.msgpackio import is_msgpack
 
 __all__ = ["TAIL_BYTES", "Ending", "file_ending", "ending_of", "is_stop_document"]
 
 TAIL_BYTES = 64 * 1024
 _WHITESPACE = b" \t\r\n"
+_MSGPACK_STOP = b"\x92\xa4stop"  # a two-element array whose first element is the 4-byte string "stop"
 
 
 class Ending(StrEnum):
@@ -41,14 +47,31 @@ def file_ending(path: str | os.PathLike[str], *, tail_bytes: int = TAIL_BYTES) -
     """How the file at `path` ends, reading its first two bytes and its last `tail_bytes`."""
     try:
         with open(path, "rb") as fh:
-            if is_gzip(fh.read(2)):
+            head = fh.read(2)
+            if is_gzip(head):
                 return Ending.COMPRESSED
             start = max(0, fh.seek(0, os.SEEK_END) - tail_bytes)
             fh.seek(start)
             tail = fh.read(tail_bytes)
     except OSError:
         return Ending.OPEN  # gone or unreadable: whoever stats it next finds out which
+    if is_msgpack(head):
+        return Ending.STOP if _msgpack_ends_with_stop(tail) else Ending.OPEN
     return ending_of(tail, whole=start == 0)
+
+
+def _msgpack_ends_with_stop(tail: bytes) -> bool:
+    """Whether the last stop pair in `tail` is whole and nothing follows it."""
+    at = tail.rfind(_MSGPACK_STOP)
+    while at >= 0:
+        try:
+            item = msgpack.unpackb(tail[at:], raw=False, strict_map_key=False)
+        except (ValueError, TypeError):  # cut short, followed by more documents, or not msgpack here
+            item = None
+        if is_stop_document(item):
+            return True
+        at = tail.rfind(_MSGPACK_STOP, 0, at)
+    return False
 
 
 def ending_of(tail: bytes, *, whole: bool = False) -> Ending:

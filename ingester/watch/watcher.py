@@ -39,6 +39,7 @@ from watchdog.observers.api import BaseObserver
 
 from ingester.logs import logger
 from ingester.read.discover import find_run_files, is_run_file_name
+from ingester.read.pack import pack_takes
 from ingester.status import Outcome
 from ingester.watch.mounts import filesystem_type, is_network_filesystem
 from ingester.watch.observers import SpoolEvents, start_observers
@@ -218,7 +219,7 @@ class SpoolWatcher:
 
     def _wanted(self, path: Path) -> bool:
         """A run file by its name, not below a hidden folder (what `find_run_files` would find)."""
-        if not is_run_file_name(path.name):
+        if not is_run_file_name(path.name) or not pack_takes(path):
             return False
         root = next((r for r in self.roots if path.is_relative_to(r)), None)
         return root is not None and not any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -19,10 +19,12 @@ import numpy
 import pandas
 
 __all__ = [
+    "with_config_update",
     "NodeSnapshot",
     "RunSnapshot",
     "absolutize",
     "assert_arrays_equal",
+    "assert_runs_equal",
     "assert_tables_equal",
     "event_columns",
     "file_array",
@@ -99,6 +101,7 @@ class NodeSnapshot:
     mimetype: str | None = None
     parameters: dict | None = None
     assets: list[tuple] = field(default_factory=list)  # (data_uri, parameter, num, is_directory)
+    schema: str | None = None  # a table's Arrow schema: its columns' types, which reading as pandas may hide
 
 
 @dataclass
@@ -143,6 +146,7 @@ def _snapshot_node(node: Any, catalog_dir: str) -> NodeSnapshot:
     structure = node.structure()
     if family == "table":
         snap.columns = list(node.columns)
+        snap.schema = str(structure.arrow_schema_decoded)
     elif family == "array":
         snap.shape, snap.chunks, snap.dims = tuple(structure.shape), tuple(structure.chunks), structure.dims
         snap.dtype = str(structure.data_type.to_numpy_dtype())
@@ -169,6 +173,35 @@ def assert_arrays_equal(ours: Any, theirs: Any, where: str) -> None:
     ours, theirs = numpy.asarray(ours), numpy.asarray(theirs)
     assert ours.dtype == theirs.dtype, f"{where}: dtype {ours.dtype} != {theirs.dtype}"
     numpy.testing.assert_array_equal(ours, theirs, err_msg=where, strict=True)
+
+
+def assert_runs_equal(one: RunSnapshot, other: RunSnapshot, where: str) -> None:
+    """Two snapshots of the same run in two catalogs agree: specs, metadata minus `_ingest`, streams,
+    node by node (family, specs, metadata, data source but for where its files are, structure, data).
+    Asset files are compared by name: a run carried in a pack registers the pack's copies."""
+    assert one.specs == other.specs, where
+    strip = lambda md: {k: v for k, v in md.items() if k != "_ingest"}  # noqa: E731
+    assert strip(one.metadata) == strip(other.metadata), where
+    assert list(one.streams) == list(other.streams), where
+    for stream, (specs, metadata, nodes) in one.streams.items():
+        other_specs, other_metadata, other_nodes = other.streams[stream]
+        assert (specs, metadata) == (other_specs, other_metadata), f"{where} {stream}"
+        assert sorted(nodes) == sorted(other_nodes), f"{where} {stream}"
+        for key, node in nodes.items():
+            theirs, at = other_nodes[key], f"{where} {stream}/{key}"
+            for attr in ("family", "specs", "metadata", "management", "mimetype", "columns", "schema"):
+                assert getattr(node, attr) == getattr(theirs, attr), f"{at}: {attr}"
+            assert (node.shape, node.chunks, node.dims, node.dtype) == (
+                theirs.shape, theirs.chunks, theirs.dims, theirs.dtype,
+            ), at  # fmt: skip
+            if node.management == "external":  # a table's parameters name its storage: its own in each catalog
+                assert node.parameters == theirs.parameters, f"{at}: parameters"
+                names = [(Path(a[0]).name, *a[1:]) for a in node.assets]
+                assert names == [(Path(a[0]).name, *a[1:]) for a in theirs.assets], at
+            if node.family == "table":
+                assert_tables_equal(node.data, theirs.data, at)
+            else:
+                assert_arrays_equal(node.data, theirs.data, at)
 
 
 def validator_faults(run: Any) -> dict[tuple[str, str], str]:

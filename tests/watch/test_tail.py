@@ -114,3 +114,19 @@ def test_is_stop_document():
     assert not is_stop_document(["start", {}])
     assert not is_stop_document({"name": "stop"})
     assert not is_stop_document(None)
+
+
+def test_a_msgpack_file_ends_with_stop_only_when_its_last_pair_is_a_whole_stop(tmp_path):
+    import msgpack
+
+    pairs = [["start", {"uid": "r1"}], ["event", {"uid": "e1", "data": {"x": b"stop"}}], ["stop", {"uid": "s1"}]]
+    packed = [msgpack.packb(pair, use_bin_type=True) for pair in pairs]
+    path = tmp_path / "run.msgpack"
+    path.write_bytes(b"".join(packed))
+    assert file_ending(path) is Ending.STOP
+    path.write_bytes(b"".join(packed)[:-3])  # the stop cut short
+    assert file_ending(path) is Ending.OPEN
+    path.write_bytes(b"".join(packed[:2]))  # no stop yet
+    assert file_ending(path) is Ending.OPEN
+    path.write_bytes(b"".join([*packed, packed[1]]))  # a document after the stop: not the end of a run
+    assert file_ending(path) is Ending.OPEN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,3 +201,25 @@ def test_sigterm_during_a_large_run_exits_0_and_the_run_arrives_after_restart(sp
         assert stop_watcher(watcher) == 0
     finally:
         watcher.kill()
+
+
+def test_a_pack_moved_into_the_spool_is_ingested_through_its_root_map(spool, server, tmp_path):
+    """A databroker-pack folder carried in (moved into place whole): its msgpack documents are
+    ingested with their external files found in the pack; a file of the pack named like a run file
+    that is not one of its documents is left alone."""
+    from support.corpus import EXPECTED, FIXTURES
+
+    carried = tmp_path / "usb" / "pack"
+    shutil.copytree(FIXTURES / "packs" / "msgpack-copy", carried)
+    (carried / "external_files" / "settings.json").write_text('{"not": "a run"}\n')
+    uids = {EXPECTED[name]["uid"] for name in ("good/scan_baseline.jsonl", "moved/npy_seq_moved.jsonl")}
+    uids.add(EXPECTED["moved/legacy_ad_moved.jsonl"]["uid"])
+    watcher = start_watcher(spool, server, tmp_path)
+    try:
+        carried.rename(spool / "pack")
+        wait_for(lambda: all(server.complete(uid) for uid in uids), what="the pack's three runs")
+        assert stop_watcher(watcher) == 0
+    finally:
+        watcher.kill()
+    log = "".join(path.read_text() for path in tmp_path.glob("watch-*.log"))
+    assert "settings.json" not in log and "refused" not in log, log
