@@ -8,8 +8,9 @@ Two ways, one app (`build_catalog_app`, the same catalog layout the embedded tar
   process, because DuckDB and the catalog's SQLite admit one process. uvicorn runs in a thread of
   its own (`CatalogServer`); the catalog's async engine must be used from one event loop, so the
   writer's adapter calls are sent to the server's loop (`LoopPortal`) and its other requests go to
-  the server over loopback. Clients only read: without an API key anyone on the address may, with
-  one they must present it. The writer uses a key of its own making when none is given.
+  the server over loopback, with a key of its own making. Clients only read
+  (`ingester.target.gate`): without an API key anyone on the address may, with one they must
+  present it.
 
 This module never reads the environment and never logs or prints the API key.
 """
@@ -28,6 +29,7 @@ import uvicorn
 
 from ingester.config import DEFAULT_CATALOG
 from ingester.problems import TargetUnavailable
+from ingester.target.gate import ClientGate
 from ingester.target.layout import CatalogInUse, CatalogLayout, build_catalog, hold_tabular_storage
 from ingester.target.targets import Target, quiet_server_log
 
@@ -59,10 +61,14 @@ def _app(catalog: Any, api_key: str, *, allow_anonymous_read: bool) -> Any:
     from tiled.config import Authentication
     from tiled.server.app import build_app
 
-    if not (api_key.isascii() and api_key.isalnum()):
-        raise ValueError("the API key must contain only letters and digits (Tiled refuses other characters)")
+    _check_key(api_key)
     authentication = Authentication(single_user_api_key=api_key, allow_anonymous_access=allow_anonymous_read)
     return build_app(catalog, authentication=authentication)
+
+
+def _check_key(api_key: str) -> None:
+    if not (api_key.isascii() and api_key.isalnum()):
+        raise ValueError("the API key must contain only letters and digits (Tiled refuses other characters)")
 
 
 def serve_catalog(
@@ -180,7 +186,8 @@ def open_served(
 
     The `Target` writes as `open_embedded`'s does; its `serving` is the address clients read from,
     and closing it stops the server. Clients read anonymously unless `api_key` is given, and then
-    only with it; they never write. Raises `TargetUnavailable` when the address or catalog is taken.
+    only with it; they never write (the writer's own key is random and never shown). Raises
+    `TargetUnavailable` when the address or the catalog is taken.
     """
     from tiled.client import from_context
     from tiled.client.context import Context
@@ -188,16 +195,18 @@ def open_served(
     from ingester.target.embedded import EmbeddedNode
     from ingester.target.inline_sqlite import inline_sqlite
 
+    if api_key is not None:
+        _check_key(api_key)
     sock = bind(host, port)
     try:
         layout = CatalogLayout(Path(catalog_dir).absolute())
         catalog = build_catalog(layout, readable_roots)
         inline_sqlite(catalog.context.engine)  # every connection is used on the server's loop
         hold_tabular_storage(catalog)
-        writer_key = api_key or secrets.token_hex(32)
-        app = _app(catalog, writer_key, allow_anonymous_read=api_key is None)
+        writer_key = secrets.token_hex(32)
+        app = _app(catalog, writer_key, allow_anonymous_read=True)  # the gate keeps clients to reading
         quiet_server_log()  # after tiled's server module added its handler, before its startup logs
-        server = CatalogServer.start(app, sock)
+        server = CatalogServer.start(ClientGate(app, writer_key, client_key=api_key), sock)
     except CatalogInUse as err:
         sock.close()
         raise TargetUnavailable(f"cannot open the target {catalog_dir}: {err}") from None

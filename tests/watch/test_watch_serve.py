@@ -151,7 +151,7 @@ def test_clients_read_runs_as_they_arrive_and_cannot_write(tmp_path, spool, monk
     assert "serving" not in after.stdout and "stopped" in after.stdout
 
 
-def test_with_an_api_key_anonymous_clients_are_refused_and_the_key_reads(tmp_path, spool, monkeypatch):
+def test_with_an_api_key_anonymous_clients_are_refused_and_the_key_only_reads(tmp_path, spool, monkeypatch):
     from tiled.client import from_uri
 
     monkeypatch.setenv("TILED_API_KEY", KEY)
@@ -161,14 +161,19 @@ def test_with_an_api_key_anonymous_clients_are_refused_and_the_key_reads(tmp_pat
         catalog = from_uri(watcher.url, api_key=KEY)
         wait_for(lambda: complete(catalog, uid), timeout=INGEST, what="the run to be served")
         read_run(catalog, "scan_baseline.jsonl")
+        with pytest.raises(httpx.HTTPStatusError):  # the key reads; only the watcher writes
+            catalog.create_container(key="intruder")
+        assert "intruder" not in catalog
         catalog.context.close()
 
-        anonymous = httpx.get(f"{watcher.url}/api/v1/metadata/{uid}")
-        assert anonymous.status_code == httpx.codes.UNAUTHORIZED
-        wrong = httpx.get(f"{watcher.url}/api/v1/metadata/{uid}", headers={"Authorization": "Apikey wrongkey1"})
-        assert wrong.status_code == httpx.codes.UNAUTHORIZED
-        keyed = httpx.get(f"{watcher.url}/api/v1/metadata/{uid}", headers={"Authorization": f"Apikey {KEY}"})
-        assert keyed.status_code == httpx.codes.OK
+        run = f"{watcher.url}/api/v1/metadata/{uid}"
+        assert httpx.get(run).status_code == httpx.codes.UNAUTHORIZED
+        assert httpx.get(run, headers={"Authorization": "Apikey wrongkey1"}).status_code == httpx.codes.UNAUTHORIZED
+        assert httpx.get(run, params={"api_key": "wrongkey1"}).status_code == httpx.codes.UNAUTHORIZED
+        assert httpx.get(run, headers={"Authorization": f"Apikey {KEY}"}).status_code == httpx.codes.OK
+        assert httpx.get(run, params={"api_key": KEY}).status_code == httpx.codes.OK  # as Tiled takes keys too
+        assert httpx.get(run, cookies={"tiled_api_key": KEY}).status_code == httpx.codes.OK
+        assert httpx.get(f"{watcher.url}/api/v1/").status_code == httpx.codes.OK  # what a client reads first
 
         status = run_ingester("status", "--catalog", watcher.catalog)
         assert f"serving {watcher.url}" in status.stdout
