@@ -77,8 +77,6 @@ def open_served_target(settings: Settings, readable_roots: Iterable[Path], *, ho
     or exit 2. Clients need the API key from the settings when there is one, and only read."""
     from ingester.target.serve import open_served
 
-    if settings.tiled_uri:
-        raise fail("--serve serves the embedded catalog; a Tiled server (--tiled-uri) serves itself")
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     try:
         return open_served(settings.catalog, readable_roots, host=host, port=port, api_key=api_key)

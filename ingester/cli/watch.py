@@ -105,6 +105,8 @@ def watch(  # noqa: PLR0913 - one parameter a command-line option
             parallel_writes=parallel_writes, lease=lease, on_missing_file=on_missing_file,
             leftover_after=leftover_after,
         )  # fmt: skip
+        if serve and settings.tiled_uri:
+            raise fail("--serve serves the embedded catalog; a Tiled server (--tiled-uri) serves itself")
         folders = [p for p in paths if p.is_dir()]
         if len(folders) != len(paths):
             raise fail(f"not a folder: {', '.join(str(p) for p in paths if not p.is_dir())}")

@@ -182,3 +182,17 @@ def test_with_an_api_key_anonymous_clients_are_refused_and_the_key_only_reads(tm
         watcher.kill()
     assert KEY not in watcher.log.read_text() and KEY not in status.stdout + status.stderr
     assert catalog_uids(watcher.catalog) == {uid}
+
+
+def test_a_taken_port_or_a_server_target_is_a_usage_error(tmp_path, spool):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        busy = run_ingester("watch", spool, "--catalog", tmp_path / "catalog", "--serve", "--port", str(port))
+    assert busy.returncode == 2 and f"cannot serve on 127.0.0.1:{port}" in busy.stderr, busy.stderr
+    assert not (tmp_path / "catalog" / "catalog.db").exists()  # nothing was opened
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    remote = run_ingester("watch", spool, "--tiled-uri", "http://127.0.0.1:9", "--ledger", ledger, "--serve")
+    assert remote.returncode == 2 and "--serve serves the embedded catalog" in remote.stderr, remote.stderr
+    assert not (tmp_path / "ledger.db").exists()
