@@ -1,7 +1,7 @@
 """Opening what a command works on — the ledger and the target — or exiting 2 with one line saying why.
 
-Shared by `ingest-dir`, `retry`, `status` and `watch` (`watch --serve`: `open_served_target`). The line names the target without any secret
-and never holds the API key.
+Shared by `ingest-dir`, `retry`, `status` and `watch` (`watch --serve`: `open_served_target`). The
+line names the target without any secret and never holds the API key.
 """
 
 from __future__ import annotations
