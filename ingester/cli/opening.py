@@ -1,7 +1,7 @@
 """Opening what a command works on — the ledger and the target — or exiting 2 with one line saying why.
 
-Shared by `ingest-dir`, `retry`, `status` and `watch`. The line names the target without any secret
-and never holds the API key.
+Shared by `ingest-dir`, `retry`, `status` and `watch` (`watch --serve`: `open_served_target`). The
+line names the target without any secret and never holds the API key.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ingester.config import Settings, ledger_url, target_key
 from ingester.logs import scrub
 from ingester.problems import TargetUnavailable
 
-__all__ = ["fail", "open_ledger", "open_target", "ledger_errors"]
+__all__ = ["fail", "open_ledger", "open_target", "open_served_target", "ledger_errors"]
 
 
 def fail(message: str) -> typer.Exit:
@@ -70,3 +70,15 @@ def open_target(settings: Settings, readable_roots: Iterable[Path]) -> Any:
         )
     except TargetUnavailable as err:
         raise fail(str(err)) from None
+
+
+def open_served_target(settings: Settings, readable_roots: Iterable[Path], *, host: str, port: int) -> Any:
+    """The embedded catalog, served on `host:port` while it is written (a context manager closing both);
+    or exit 2. Clients need the API key from the settings when there is one, and only read."""
+    from ingester.target.serve import open_served
+
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    try:
+        return open_served(settings.catalog, readable_roots, host=host, port=port, api_key=api_key)
+    except (TargetUnavailable, ValueError) as err:
+        raise fail(scrub(str(err))) from None

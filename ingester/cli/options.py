@@ -27,6 +27,16 @@ __all__ = [
     "ParallelOpt",
     "OnMissingFileOpt",
     "LeftoverAfterOpt",
+    "PollOpt",
+    "PollIntervalOpt",
+    "SettleOpt",
+    "RescanIntervalOpt",
+    "IncompleteAfterOpt",
+    "RetryAfterOpt",
+    "LogJsonOpt",
+    "ServeOpt",
+    "PortOpt",
+    "HostOpt",
     "build_settings",
 ]
 
@@ -102,6 +112,35 @@ LeftoverAfterOpt = Annotated[
         help="A run in Tiled without stop is replaced only once unchanged for this many seconds [default: 300].",
     ),
 ]
+
+# `watch`: how the spool is followed.
+Seconds = float
+PollOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--poll/--no-poll", help="Force the polling observer (NFS...) or inotify [default: from the mount type]."
+    ),
+]
+PollIntervalOpt = Annotated[Seconds, typer.Option("--poll-interval", help="Seconds between polls.")]
+SettleOpt = Annotated[Seconds, typer.Option("--settle", help="Seconds a finished file must stay unchanged.")]
+RescanIntervalOpt = Annotated[
+    Seconds, typer.Option("--rescan-interval", help="Seconds between full rescans (the safety net).")
+]
+IncompleteAfterOpt = Annotated[
+    Seconds, typer.Option("--incomplete-after", help="Report a run without stop after this many seconds.")
+]
+RetryAfterOpt = Annotated[
+    Seconds, typer.Option("--retry-after", help="First retry of a failed file (doubling, up to an hour).")
+]
+LogJsonOpt = Annotated[bool, typer.Option("--log-json", help="Log one JSON object a line.")]
+
+# Serving the embedded catalog (`serve`, `watch --serve`).
+ServeOpt = Annotated[
+    bool,
+    typer.Option("--serve", help="Also serve the embedded catalog with Tiled (read-only for clients) while watching."),
+]
+PortOpt = Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port to serve on.")]
+HostOpt = Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")]
 
 
 def build_settings(config: Path | None, **flags):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from ingester.cli.options import CatalogOpt, ConfigOpt, DataRootOpt, build_settings
+from ingester.cli.options import CatalogOpt, ConfigOpt, DataRootOpt, HostOpt, PortOpt, build_settings
 from ingester.config import readable_roots
 
 __all__ = ["serve"]
@@ -14,8 +12,8 @@ __all__ = ["serve"]
 
 def serve(
     catalog: CatalogOpt = None,
-    port: Annotated[int, typer.Option("--port", help="TCP port to listen on.")] = 8000,
-    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: PortOpt = 8000,
+    host: HostOpt = "127.0.0.1",
     data_root: DataRootOpt = None,
     config: ConfigOpt = None,
 ) -> None:

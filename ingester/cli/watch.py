@@ -3,33 +3,45 @@
 Joins the watcher (which knows nothing of Tiled) to the batch's per-file processing (which knows
 nothing of watching): each file the watcher finds ready is processed as `ingest-dir` would, and
 recorded in the same ledger, so a restart re-ingests nothing. SIGINT/SIGTERM let the file in hand
-finish, then exit 0.
+finish, then exit 0. With `--serve` the embedded catalog is also served to Tiled clients from this
+process (DuckDB admits one process a catalog), and the heartbeat says where.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ingester.cli.opening import fail, open_ledger, open_target
+from ingester.cli.opening import fail, open_ledger, open_served_target, open_target
 from ingester.cli.options import (
     CatalogOpt,
     ConfigOpt,
     DataRootOpt,
+    HostOpt,
+    IncompleteAfterOpt,
     IncompleteOpt,
     JobsOpt,
     LeaseOpt,
     LedgerOpt,
     LeftoverAfterOpt,
+    LogJsonOpt,
     OnMissingFileOpt,
     ParallelOpt,
     PathsArg,
+    PollIntervalOpt,
+    PollOpt,
+    PortOpt,
+    RescanIntervalOpt,
+    RetryAfterOpt,
     RootMapOpt,
+    ServeOpt,
     ServerPathOpt,
+    SettleOpt,
     TiledUriOpt,
     build_settings,
 )
@@ -41,7 +53,13 @@ if TYPE_CHECKING:
 
 __all__ = ["watch"]
 
-Seconds = float
+
+@dataclass(frozen=True)
+class Serving:
+    """Where `watch --serve` serves the catalog it writes."""
+
+    host: str
+    port: int
 
 
 def watch(  # noqa: PLR0913 - one parameter a command-line option
@@ -55,30 +73,24 @@ def watch(  # noqa: PLR0913 - one parameter a command-line option
     jobs: JobsOpt = None,
     include_incomplete: IncompleteOpt = None,
     parallel_writes: ParallelOpt = None,
-    poll: Annotated[
-        bool | None,
-        typer.Option(
-            "--poll/--no-poll", help="Force the polling observer (NFS...) or inotify [default: from the mount type]."
-        ),
-    ] = None,
-    poll_interval: Annotated[Seconds, typer.Option("--poll-interval", help="Seconds between polls.")] = 5.0,
-    settle: Annotated[Seconds, typer.Option("--settle", help="Seconds a finished file must stay unchanged.")] = 2.0,
-    rescan_interval: Annotated[
-        Seconds, typer.Option("--rescan-interval", help="Seconds between full rescans (the safety net).")
-    ] = 600.0,
-    incomplete_after: Annotated[
-        Seconds, typer.Option("--incomplete-after", help="Report a run without stop after this many seconds.")
-    ] = 86400.0,
-    retry_base: Annotated[
-        Seconds, typer.Option("--retry-after", help="First retry of a failed file (doubling, up to an hour).")
-    ] = 30.0,
-    log_json: Annotated[bool, typer.Option("--log-json", help="Log one JSON object a line.")] = False,
+    poll: PollOpt = None,
+    poll_interval: PollIntervalOpt = 5.0,
+    settle: SettleOpt = 2.0,
+    rescan_interval: RescanIntervalOpt = 600.0,
+    incomplete_after: IncompleteAfterOpt = 86400.0,
+    retry_base: RetryAfterOpt = 30.0,
+    log_json: LogJsonOpt = False,
     lease: LeaseOpt = None,
     on_missing_file: OnMissingFileOpt = None,
     leftover_after: LeftoverAfterOpt = None,
+    serve: ServeOpt = False,
+    port: PortOpt = 8000,
+    host: HostOpt = "127.0.0.1",
     config: ConfigOpt = None,
 ) -> None:
-    """Follow PATHS and ingest each run as soon as it is complete; runs until SIGINT/SIGTERM."""
+    """Follow PATHS and ingest each run as soon as it is complete; runs until SIGINT/SIGTERM.
+
+    With --serve, Tiled clients read the embedded catalog from this process while it is written."""
     from ingester.cli.signals import install_signal_handlers
     from ingester.logs import setup_logging
     from ingester.watch.watcher import WatchOptions
@@ -93,6 +105,8 @@ def watch(  # noqa: PLR0913 - one parameter a command-line option
             parallel_writes=parallel_writes, lease=lease, on_missing_file=on_missing_file,
             leftover_after=leftover_after,
         )  # fmt: skip
+        if serve and settings.tiled_uri:
+            raise fail("--serve serves the embedded catalog; a Tiled server (--tiled-uri) serves itself")
         folders = [p for p in paths if p.is_dir()]
         if len(folders) != len(paths):
             raise fail(f"not a folder: {', '.join(str(p) for p in paths if not p.is_dir())}")
@@ -100,36 +114,60 @@ def watch(  # noqa: PLR0913 - one parameter a command-line option
             settle=settle, poll=poll, poll_interval=poll_interval, rescan_interval=rescan_interval,
             incomplete_after=incomplete_after, retry_base=retry_base, recheck_claimed=settings.lease / 3,
         )  # fmt: skip
-        _watch(folders, settings, options, stop)
+        _watch(folders, settings, options, stop, Serving(host, port) if serve else None)
     finally:
         signals.restore()
 
 
-def _watch(folders: list[Path], settings: Settings, options: WatchOptions, stop: threading.Event) -> None:
-    """Open the ledger and the target, then hand every ready file to one `FileIngester` until `stop`."""
+def _watch(
+    folders: list[Path], settings: Settings, options: WatchOptions, stop: threading.Event, serving: Serving | None
+) -> None:
+    """Open the ledger and the target (serving it with `serving`), then follow the folders until `stop`."""
+    from ingester.logs import logger
+
+    with open_ledger(settings, "watch") as book:
+        roots = readable_roots(settings, folders)
+        if serving is None:
+            target = open_target(settings, roots)
+        else:
+            target = open_served_target(settings, roots, host=serving.host, port=serving.port)
+        with target:
+            _follow(folders, settings, options, stop, book, target)
+        if target.serving:
+            book.heartbeat("stopped")  # the server is down now too
+    logger.info("stopped")
+
+
+def _follow(folders: list[Path], settings: Settings, options: WatchOptions, stop, book, target) -> None:
+    """Hand every ready file to one `FileIngester` until `stop`."""
     from ingester.ingest.files import BatchOptions, FileIngester
     from ingester.logs import logger
     from ingester.watch.watcher import SpoolWatcher
 
-    with open_ledger(settings, "watch") as book, open_target(settings, readable_roots(settings, folders)) as target:
-        # The watcher's own heartbeat (every 10 s) says this worker is alive; the keeper renews its claims.
-        ingester = FileIngester(target.writer_root, book, settings, BatchOptions(), heartbeat=False, retry_failed=True)
+    # The watcher's own heartbeat (every 10 s) says this worker is alive; the keeper renews its claims.
+    ingester = FileIngester(target.writer_root, book, settings, BatchOptions(), heartbeat=False, retry_failed=True)
+    heartbeat = book.heartbeat if not target.serving else functools.partial(_serving_heartbeat, book, target.serving)
 
-        def on_incomplete(path: Path) -> None:
-            logger.warning("{}: no stop document after {:.0f} s: the run is incomplete", path, options.incomplete_after)
+    def on_incomplete(path: Path) -> None:
+        logger.warning("{}: no stop document after {:.0f} s: the run is incomplete", path, options.incomplete_after)
 
-        with ingester:
-            try:
-                watcher = SpoolWatcher(
-                    folders, on_ready=functools.partial(_on_ready, ingester), on_incomplete=on_incomplete,
-                    on_heartbeat=book.heartbeat, options=options,
-                )  # fmt: skip
-                logger.info("watching {} -> {}", ", ".join(map(str, folders)), target.description)
-                watcher.run(stop)
-            except Exception as err:
-                logger.error("watch stopped: {}: {}", type(err).__name__, err)
-                raise typer.Exit(1) from None
-    logger.info("stopped")
+    with ingester:
+        try:
+            watcher = SpoolWatcher(
+                folders, on_ready=functools.partial(_on_ready, ingester), on_incomplete=on_incomplete,
+                on_heartbeat=heartbeat, options=options,
+            )  # fmt: skip
+            serving = f"; serving {target.serving}" if target.serving else ""
+            logger.info("watching {} -> {}{}", ", ".join(map(str, folders)), target.description, serving)
+            watcher.run(stop)
+        except Exception as err:
+            logger.error("watch stopped: {}: {}", type(err).__name__, err)
+            raise typer.Exit(1) from None
+
+
+def _serving_heartbeat(book: Any, url: str, state: str, *, scanned: bool = False) -> None:
+    """The watcher's heartbeat, saying where the catalog is served (what `ingester status` shows)."""
+    book.heartbeat(f"serving {url}; {state}", scanned=scanned)
 
 
 def _on_ready(ingester, path: Path) -> str:

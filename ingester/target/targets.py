@@ -11,7 +11,7 @@ the writer's job. The heavy server side of tiled is imported only for the embedd
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from ingester.config import DEFAULT_CATALOG, redact_uri
 from ingester.problems import TargetUnavailable
 from ingester.target.layout import CatalogLayout, build_catalog, hold_tabular_storage
 
-__all__ = ["Target", "open_embedded", "open_remote", "open_target"]
+__all__ = ["Target", "open_embedded", "open_remote", "open_target", "quiet_server_log"]
 
 
 class Target:
@@ -28,15 +28,29 @@ class Target:
     `writer_root` is what the writer writes runs into: `root` itself for a Tiled server, and for the
     embedded catalog an `EmbeddedNode`, which writes through the in-process catalog adapter (same
     layout, without the HTTP round trip; see ingester.target.embedded). `description` names the
-    target for logs (a folder or a URI without credentials).
+    target for logs (a folder or a URI without credentials). `serving`: the address the catalog is
+    served at for other clients while it is written (`ingester.target.serve.open_served`), else None;
+    `on_close` is called after the client is closed (stopping that server).
     """
 
-    def __init__(self, root: Any, context: Any, description: str, *, embedded: bool, writer_root: Any = None):
+    def __init__(  # noqa: PLR0913
+        self,
+        root: Any,
+        context: Any,
+        description: str,
+        *,
+        embedded: bool,
+        writer_root: Any = None,
+        serving: str | None = None,
+        on_close: Callable[[], None] | None = None,
+    ):
         self.root = root
         self.writer_root = root if writer_root is None else writer_root
         self.context = context
         self.description = description
         self.embedded = embedded
+        self.serving = serving
+        self._on_close = on_close
         self._closed = False
 
     def close(self) -> None:
@@ -45,7 +59,11 @@ class Target:
         if self._closed:
             return
         self._closed = True
-        self.context.close()
+        try:
+            self.context.close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
 
     def __enter__(self) -> Target:
         return self
@@ -69,7 +87,7 @@ def open_embedded(
     from tiled.client.context import Context
     from tiled.server.app import build_app
 
-    _quiet_server_log()
+    quiet_server_log()
     layout = CatalogLayout(Path(catalog_dir).absolute())
     catalog = build_catalog(layout, readable_roots, writer=writer)
     from ingester.target.embedded import EmbeddedNode
@@ -88,7 +106,7 @@ def open_embedded(
     return Target(root, context, str(layout.root), embedded=True, writer_root=writer_root)
 
 
-def _quiet_server_log() -> None:
+def quiet_server_log() -> None:
     """tiled's app logs its version to stdout at startup: fine for a server, noise for a batch job."""
     import logging
 
