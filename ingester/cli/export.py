@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from ingester.cli.opening import fail, open_target
-from ingester.cli.options import CatalogOpt, ConfigOpt, TiledUriOpt, build_settings
+from ingester.cli.options import CatalogOpt, ConfigOpt, SourceTiledUriOpt, build_settings
 from ingester.status import Outcome
 
 __all__ = ["export"]
@@ -45,7 +45,7 @@ def _uids(uid: list[str] | None, uid_file: Path | None) -> list[str]:
 def export(  # noqa: PLR0913 - one parameter a command-line option
     dest: Annotated[Path, typer.Argument(help="The pack folder (created, or completed if it holds an export).")],
     catalog: CatalogOpt = None,
-    tiled_uri: TiledUriOpt = None,
+    tiled_uri: SourceTiledUriOpt = None,
     uid: Annotated[list[str] | None, typer.Option("--uid", help="Export this run (repeatable).")] = None,
     uid_file: Annotated[Path | None, typer.Option("--uid-file", help="Export the runs listed, one uid a line.")] = None,
     since: Annotated[datetime | None, typer.Option("--since", help="Only runs started at or after DATE.")] = None,

@@ -15,6 +15,7 @@ __all__ = [
     "ServerPathOpt",
     "CatalogOpt",
     "TiledUriOpt",
+    "SourceTiledUriOpt",
     "ConfigOpt",
     "LedgerOpt",
     "JobsOpt",
@@ -57,6 +58,9 @@ CatalogOpt = Annotated[
 ]
 TiledUriOpt = Annotated[
     str | None, typer.Option("--tiled-uri", help="Write to this Tiled server (API key from TILED_API_KEY).")
+]
+SourceTiledUriOpt = Annotated[
+    str | None, typer.Option("--tiled-uri", help="Read the runs from this Tiled server (API key from TILED_API_KEY).")
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file [default: ./ingester.toml].")]
 LedgerOpt = Annotated[
