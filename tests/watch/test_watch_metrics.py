@@ -2,7 +2,8 @@
 
 The watcher writes to a SimpleTiledServer; run files land in its spool; /metrics is scraped until the
 counts are there, parsed with prometheus_client's own parser, and must equal what landed. /healthz is
-200 while everything answers and 503 once the Tiled server is stopped. The API key is never shown.
+200 while everything answers and 503 once the Tiled server is stopped; a run landing then fails at the
+write and is counted again, as a retry, once the server is back. The API key is never shown.
 """
 
 from __future__ import annotations
@@ -143,6 +144,23 @@ def test_metrics_count_what_landed_and_health_follows_the_target(tmp_path, spool
         report = watcher.health().json()
         assert report["status"] == "unhealthy" and report["target_reachable"] is False
         assert report["observer_alive"] and report["ledger_reachable"]
+
+        # A run that lands meanwhile fails at the write, and is ingested on a retry once Tiled is back.
+        land(FIXTURES / "good" / "two_runs.jsonl", spool)
+        wait_for(
+            lambda: value(scrape(watcher.url), "ingester_errors_total", stage="write") >= 1,
+            timeout=INGEST,
+            what="the write to fail",
+        )
+        assert value(scrape(watcher.url), "ingester_runs_total", status="failed") >= 1
+        server.start()
+        wait_for(
+            lambda: value(scrape(watcher.url), "ingester_runs_total", status="ingested") == len(GOOD) + 2,
+            timeout=INGEST,
+            what="the failed runs to be ingested on a retry",
+        )
+        assert value(scrape(watcher.url), "ingester_retries_total") >= 1
+        wait_for(lambda: watcher.health().status_code == 200, timeout=INGEST, what="/healthz to say 200 again")
     finally:
         assert watcher.stop() == 0, watcher.log.read_text()
 
