@@ -38,6 +38,8 @@ __all__ = [
     "ServeOpt",
     "PortOpt",
     "HostOpt",
+    "MetricsPortOpt",
+    "MetricsHostOpt",
     "build_settings",
 ]
 
@@ -145,6 +147,11 @@ ServeOpt = Annotated[
 ]
 PortOpt = Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port to serve on.")]
 HostOpt = Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option("--metrics-port", min=0, max=65535, help="Serve Prometheus /metrics and /healthz on this port."),
+]
+MetricsHostOpt = Annotated[str, typer.Option("--metrics-host", help="Address /metrics binds (loopback by default).")]
 
 
 def build_settings(config: Path | None, **flags):

@@ -30,6 +30,8 @@ from ingester.cli.options import (
     LedgerOpt,
     LeftoverAfterOpt,
     LogJsonOpt,
+    MetricsHostOpt,
+    MetricsPortOpt,
     OnMissingFileOpt,
     ParallelOpt,
     PathsArg,
@@ -49,6 +51,7 @@ from ingester.config import Settings, readable_roots
 from ingester.status import Outcome
 
 if TYPE_CHECKING:
+    from ingester.cli.ops import Operations
     from ingester.watch.watcher import WatchOptions
 
 __all__ = ["watch"]
@@ -86,11 +89,15 @@ def watch(  # noqa: PLR0913 - one parameter a command-line option
     serve: ServeOpt = False,
     port: PortOpt = 8000,
     host: HostOpt = "127.0.0.1",
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
     config: ConfigOpt = None,
 ) -> None:
     """Follow PATHS and ingest each run as soon as it is complete; runs until SIGINT/SIGTERM.
 
-    With --serve, Tiled clients read the embedded catalog from this process while it is written."""
+    With --serve, Tiled clients read the embedded catalog from this process while it is written;
+    with --metrics-port, Prometheus scrapes /metrics and probes /healthz."""
+    from ingester.cli.ops import serving_operations
     from ingester.cli.signals import install_signal_handlers
     from ingester.logs import setup_logging
     from ingester.watch.watcher import WatchOptions
@@ -114,15 +121,18 @@ def watch(  # noqa: PLR0913 - one parameter a command-line option
             settle=settle, poll=poll, poll_interval=poll_interval, rescan_interval=rescan_interval,
             incomplete_after=incomplete_after, retry_base=retry_base, recheck_claimed=settings.lease / 3,
         )  # fmt: skip
-        _watch(folders, settings, options, stop, Serving(host, port) if serve else None)
+        with serving_operations(settings, metrics_port, metrics_host, stale_after=2 * rescan_interval + 60) as ops:
+            _watch(folders, settings, options, stop, Serving(host, port) if serve else None, ops)
     finally:
         signals.restore()
 
 
 def _watch(
-    folders: list[Path], settings: Settings, options: WatchOptions, stop: threading.Event, serving: Serving | None
-) -> None:
-    """Open the ledger and the target (serving it with `serving`), then follow the folders until `stop`."""
+    folders: list[Path], settings: Settings, options: WatchOptions, stop: threading.Event, serving: Serving | None,
+    ops: Operations | None,
+) -> None:  # fmt: skip
+    """Open the ledger and the target (serving it with `serving`), then follow the folders until `stop`;
+    `ops` (metrics and health) hears of each as it opens."""
     from ingester.logs import logger
 
     with open_ledger(settings, "watch") as book:
@@ -131,14 +141,16 @@ def _watch(
             target = open_target(settings, roots)
         else:
             target = open_served_target(settings, roots, host=serving.host, port=serving.port)
+        if ops is not None:
+            ops.health.ledger, ops.health.target = book, target
         with target:
-            _follow(folders, settings, options, stop, book, target)
+            _follow(folders, settings, options, stop, book, target, ops)
         if target.serving:
             book.heartbeat("stopped")  # the server is down now too
     logger.info("stopped")
 
 
-def _follow(folders: list[Path], settings: Settings, options: WatchOptions, stop, book, target) -> None:
+def _follow(folders: list[Path], settings: Settings, options: WatchOptions, stop, book, target, ops) -> None:
     """Hand every ready file to one `FileIngester` until `stop`."""
     from ingester.ingest.files import BatchOptions, FileIngester
     from ingester.logs import logger
@@ -154,9 +166,12 @@ def _follow(folders: list[Path], settings: Settings, options: WatchOptions, stop
     with ingester:
         try:
             watcher = SpoolWatcher(
-                folders, on_ready=functools.partial(_on_ready, ingester), on_incomplete=on_incomplete,
+                folders, on_ready=functools.partial(_on_ready, ingester, ops), on_incomplete=on_incomplete,
                 on_heartbeat=heartbeat, options=options,
             )  # fmt: skip
+            if ops is not None:
+                ops.health.watcher = watcher
+                ops.metrics.pending_from(watcher.pending)
             serving = f"; serving {target.serving}" if target.serving else ""
             logger.info("watching {} -> {}{}", ", ".join(map(str, folders)), target.description, serving)
             watcher.run(stop)
@@ -170,11 +185,21 @@ def _serving_heartbeat(book: Any, url: str, state: str, *, scanned: bool = False
     book.heartbeat(f"serving {url}; {state}", scanned=scanned)
 
 
-def _on_ready(ingester, path: Path) -> str:
-    """One ready file through the ingester; its status for the watcher, its problems to the log."""
+def _on_ready(ingester, ops: Operations | None, path: Path) -> str:
+    """One ready file through the ingester; its status for the watcher, its problems to the log, its
+    counts to the metrics."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from ingester.logs import logger
 
-    outcome = ingester.process(path)
+    try:
+        outcome = ingester.process(path)
+    except SQLAlchemyError:  # what escapes `process` so is the ledger's (the pipeline takes the target's)
+        if ops is not None:
+            ops.metrics.count_error("ledger")
+        raise
+    if ops is not None:
+        ops.metrics.count_file(outcome)
     for run in outcome.runs:
         for problem in run.problems[:5]:
             logger.warning("{}", problem)

@@ -134,6 +134,8 @@ class FileIngester:
         result = self.runs.ingest(path)
         outcome = FileOutcome.of_runs(path, result.runs)
         outcome.seconds = time.perf_counter() - started
+        outcome.bytes_read = result.source.size if result.source is not None else 0
+        outcome.retry = record is not None and record.status == Outcome.FAILED
         if not self.options.dry_run:
             self._record(path, stat, result.source, outcome)
         return outcome

@@ -14,7 +14,11 @@ from typing import Any
 from ingester.problems import Problem
 from ingester.status import RETRYABLE, Outcome
 
-__all__ = ["RunOutcome", "FileOutcome", "Summary", "worst"]
+__all__ = ["RunOutcome", "FileOutcome", "Summary", "worst", "STAGES"]
+
+STAGES = ("read", "validate", "resolve", "write", "ledger")
+"""Where a refusal or a failure was found: reading the file, validating (and normalizing) a run,
+resolving and checking its external files, writing it into Tiled, recording it in the ledger."""
 
 # Which run speaks for its file: the worst one.
 _SEVERITY = {
@@ -37,6 +41,9 @@ class RunOutcome:
     seconds: float = 0.0
     target_down: bool = False  # failed because the target could not be reached (or its storage broke)
     missing: list[str] = field(default_factory=list)  # "stream/key: path" left out (--on-missing-file skip)
+    documents: int = 0  # documents read for this run
+    stage: str | None = None  # refused or failed: the stage that found the fault (one of STAGES)
+    lag: float | None = None  # ingested: seconds from its stop document's time to readable in Tiled
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +75,8 @@ class FileOutcome:
     seconds: float = 0.0
     moved_to: Path | None = None
     recorded: Outcome | None = None  # unchanged: the status the ledger has for it
+    bytes_read: int = 0  # of the file, when it was read
+    retry: bool = False  # the ledger had it as failed: this was another try
 
     @classmethod
     def of_runs(cls, path: Path, runs: list[RunOutcome]) -> FileOutcome:

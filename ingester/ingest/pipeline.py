@@ -101,28 +101,32 @@ class RunIngester:
             rules = rules_for_file(self.rules, path)
             problems = report.problems or document_mismatch(path, found.source, rules)
             if problems:  # the file itself cannot be read through, or is not what its pack says: refuse all of it
-                refused = [_refused(path, run, problems) for run in report.runs if run.uid]
-                return FileResult(refused or [_refused(path, None, problems)], found.source)
+                refused = [_refused(path, run, problems, stage="read") for run in report.runs if run.uid]
+                return FileResult(refused or [_refused(path, None, problems, stage="read")], found.source)
             outcomes = []
             for run in report.runs:
                 if self.stop is not None and self.stop.is_set():
                     reason = "not looked at: the pass was stopped first"
-                    outcomes.append(RunOutcome(path, run.uid, Outcome.INTERRUPTED, reason, run.line))
+                    outcome = RunOutcome(path, run.uid, Outcome.INTERRUPTED, reason, run.line)
                 else:
-                    outcomes.append(self._ingest_run(path, run, found, spool, rules))
+                    outcome = self._ingest_run(path, run, found, spool, rules)
+                outcome.documents = run.documents
+                outcomes.append(outcome)
             return FileResult(outcomes, found.source)
 
     def _ingest_run(self, path: Path, run: RunReport, found: FilePass, spool: RowSpool, rules: PathRules) -> RunOutcome:
         if run.status == Verdict.INVALID:
-            return _refused(path, run, run.problems)
+            return _refused(path, run, run.problems, stage="validate")
         events = sum(run.streams.values())
         if run.status == Verdict.INCOMPLETE and not self.policy.include_incomplete:
             reason = found.report.truncated.reason if found.report.truncated else "run has no stop document"
             return RunOutcome(path, run.uid, Outcome.INCOMPLETE, reason, run.line, events=events)
         started = time.perf_counter()
+        stage = "validate"  # where a fault is found: what the errors metric counts it under
         try:
             if run.uid in found.failed:
                 raise found.failed[run.uid]
+            stage = "resolve"
             resolved = resolve_external_paths(found.normalized[run.uid], rules)
             verify_checksums(resolved, rules)  # a pack's SHA256SUMS: reads the files, before anything is written
             if self.policy.dry_run:
@@ -130,22 +134,25 @@ class RunIngester:
             streams = {name: stream_metadata(info) for name, info in resolved.streams.items()}
             plans = plan_external_nodes(resolved, streams)  # reads the files: refuse before anything is written
             provenance = _provenance(path, run, found, resolved)
+            stage = "write"
             with self.guards.writing(run.uid, path) if self.guards else nullcontext():
                 outcome = self._write(path, run, resolved, spool, plans, provenance)
         except WriteFailed as err:  # the writer removed what it wrote; whose fault was it?
             if is_target_failure(err):
                 return _failed(path, run, err.problem, err)
-            return _refused(path, run, [_content_problem(path, run, err)])
+            return _refused(path, run, [_content_problem(path, run, err)], stage=stage)
         except IngestError as err:
-            return _refused(path, run, [err.problem])
+            return _refused(path, run, [err.problem], stage=stage)
         except Exception as err:  # Tiled down, a file vanished mid-write...: nothing was written
             if not is_target_failure(err):
-                return _refused(path, run, [_content_problem(path, run, err)])
+                return _refused(path, run, [_content_problem(path, run, err)], stage=stage)
             problem = Problem(str(path), run.line, f"write failed: {type(err).__name__}: {err}", "start", run.uid)
-            return _failed(path, run, problem, err)
+            return _failed(path, run, problem, err, stage=stage)
         finally:
             spool.discard(run.uid)
         outcome.events, outcome.seconds = events, time.perf_counter() - started
+        if outcome.status == Outcome.INGESTED and resolved.stop and isinstance(resolved.stop.get("time"), (int, float)):
+            outcome.lag = time.time() - resolved.stop["time"]  # written and committed: readable in Tiled now
         if outcome.status == Outcome.INGESTED and resolved.missing:
             outcome.missing = list(resolved.missing)
             outcome.reason = f"{MISSING_FILES} {'; '.join(resolved.missing)}"
@@ -181,7 +188,7 @@ class RunIngester:
                 reason = (
                     f"conflict: run {run.uid} is already in Tiled with other content ({'; '.join(found_differences)})"
                 )
-                return _refused(path, run, [Problem(str(path), run.line, reason, "start", run.uid)])
+                return _refused(path, run, [Problem(str(path), run.line, reason, "start", run.uid)], stage="write")
             present.node.delete(recursive=True, external_only=False)
         write()
         return RunOutcome(path, run.uid, Outcome.INGESTED)
@@ -213,9 +220,9 @@ def _provenance(path: Path, run: RunReport, found: FilePass, resolved: Normalize
     }  # fmt: skip
 
 
-def _failed(path: Path, run: RunReport, problem: Problem, err: BaseException) -> RunOutcome:
+def _failed(path: Path, run: RunReport, problem: Problem, err: BaseException, stage: str = "write") -> RunOutcome:
     """A run the target failed to take; said so when the target as a whole is gone."""
-    outcome = _refused(path, run, [problem], status=Outcome.FAILED)
+    outcome = _refused(path, run, [problem], status=Outcome.FAILED, stage=stage)
     down = target_down(err)
     if down is not None:
         outcome.target_down = True
@@ -224,7 +231,7 @@ def _failed(path: Path, run: RunReport, problem: Problem, err: BaseException) ->
 
 
 def _refused(
-    path: Path, run: RunReport | None, problems: list[Problem], status: Outcome = Outcome.REFUSED
+    path: Path, run: RunReport | None, problems: list[Problem], status: Outcome = Outcome.REFUSED, *, stage: str
 ) -> RunOutcome:
     first = problems[0] if problems else None
     return RunOutcome(
@@ -235,4 +242,6 @@ def _refused(
         line=first.line if first else None,
         problems=problems,
         events=sum(run.streams.values()) if run else 0,
+        documents=run.documents if run else 0,
+        stage=stage,
     )

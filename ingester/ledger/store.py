@@ -324,6 +324,17 @@ class Ledger:
         with self._reading() as connection:
             return [WorkerRecord(**row) for row in connection.execute(query).mappings()]
 
+    def reachable(self) -> bool:
+        """Whether the ledger answers a query now (for a health check: never raises)."""
+        try:
+            with self._reading() as connection:
+                connection.execute(
+                    select(func.count()).select_from(workers_table).where(workers_table.c.target == self.target)
+                )
+        except Exception:
+            return False
+        return True
+
     # --- plumbing ----------------------------------------------------------------------------
 
     def _file_key(self, path: str | os.PathLike[str]) -> list[Any]:

@@ -65,6 +65,21 @@ class Target:
             if self._on_close is not None:
                 self._on_close()
 
+    def reachable(self, timeout: float = 2.0) -> bool:
+        """Whether the target answers now (for a health check: never raises). The embedded catalog is
+        in this process: reachable while open. A Tiled server: its API root answers an anonymous GET
+        within `timeout` seconds with anything but a server error (sent without the API key)."""
+        if self._closed:
+            return False
+        if self.embedded:
+            return True
+        import httpx
+
+        try:
+            return httpx.get(str(self.context.api_uri), timeout=timeout).status_code < 500
+        except httpx.HTTPError:
+            return False
+
     def __enter__(self) -> Target:
         return self
 

@@ -123,6 +123,7 @@ class SpoolWatcher:
         self._work: queue.Queue[Handover | None] = queue.Queue()
         self._current: Path | None = None
         self._last_scan = ""
+        self.last_scan_at: float | None = None  # when the last full scan ended (time.time())
         self._ticking = threading.Lock()
         self._observers: list[BaseObserver] = []
         self._scheduler: BackgroundScheduler | None = None
@@ -167,6 +168,17 @@ class SpoolWatcher:
         if self._current:
             text += f"; working on {self._current}"
         return text + (f"; last scan {self._last_scan}" if self._last_scan else "")
+
+    def pending(self) -> int:
+        """Run files seen and not done with: settling, being written, queued, in hand, or to be retried."""
+        c = self.table.counts()
+        return c["pending"] + c["retrying"]
+
+    def alive(self) -> bool:
+        """Running, with every observer (and each folder's emitter) and the worker thread alive."""
+        if self._worker is None or not self._worker.is_alive() or self._stopping.is_set():
+            return False
+        return all(o.is_alive() and all(e.is_alive() for e in list(o.emitters)) for o in self._observers)
 
     def _start(self) -> None:
         self._worker = threading.Thread(target=self._work_loop, name="ingester-watch-worker")
@@ -241,6 +253,7 @@ class SpoolWatcher:
         self.table.retain(seen, started)
         took = time.monotonic() - started
         self._last_scan = f"{datetime.now().astimezone():%H:%M:%S}, {len(seen)} files in {took:.1f} s"
+        self.last_scan_at = time.time()
         self._heartbeat(scanned=True)
 
     def _scan(self, folders: list[Path]) -> set[Path] | None:
