@@ -17,9 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ingester.export.catalog_read import read_run_in_catalog
 from ingester.export.documents import RunTree, external_nodes, read_run, run_documents
 from ingester.export.pack import Pack, RunRecord, file_sha256
 from ingester.status import Outcome
+from ingester.target.embedded import EmbeddedNode
 
 __all__ = [
     "EXPORTED",
@@ -124,9 +126,11 @@ def export_runs(
     on_run: Callable[[RunExport], None] = lambda outcome: None,
     stop: threading.Event | None = None,
 ) -> Iterator[RunExport]:
-    """Export each run of `uids` from `root` (a tiled client of the catalog) into `pack`; the
-    pack's shared files and catalog.yml are written once every run was looked at (also when some
-    were refused or failed, not when stopped). A run of a target that went away raises."""
+    """Export each run of `uids` from `root` into `pack`. `root` is a tiled client of the catalog, or
+    the embedded catalog's `EmbeddedNode`, whose runs are read through its catalog adapter without
+    HTTP (ingester.export.catalog_read). The pack's shared files and catalog.yml are written once
+    every run was looked at (also when some were refused or failed, not when stopped). A run of a
+    target that went away raises."""
     pack.begin()
     stopped = False
     for uid in uids:
@@ -146,7 +150,7 @@ def export_run(root: Any, uid: str, pack: Pack) -> RunExport:
     if pack.verified(uid):
         return RunExport(uid, ALREADY_EXPORTED, seconds=time.monotonic() - began)
     try:
-        tree = read_run(root, uid)
+        tree = read_run_in_catalog(root, uid) if isinstance(root, EmbeddedNode) else read_run(root, uid)
         files, roots = _copy_external(tree, pack)
         path = pack.documents_path(uid)
         events = write_documents(run_documents(tree), path, pack.format)
