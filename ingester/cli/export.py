@@ -94,7 +94,8 @@ def _run(target, uids: list[str], pack) -> Counter:
     signals = install_signal_handlers(stop)
     view = _ExportView(len(uids))
     try:
-        outcomes = list(export_runs(target.root, uids, pack, on_run=view.run_done, stop=stop))
+        # Embedded, `writer_root` reads runs through the catalog adapter, without HTTP: see export_runs.
+        outcomes = list(export_runs(target.writer_root, uids, pack, on_run=view.run_done, stop=stop))
     finally:
         view.close()
         signals.restore()

@@ -1,13 +1,14 @@
 """A run in Tiled back as event-model documents: the inverse of the layout the writer writes.
 
-`run_documents(run)` yields `(name, doc)` for one run (a tiled client of a BlueskyRun 3.0 container):
-the start and stop from the run's metadata (without our `_ingest`), the descriptors from each
-stream's metadata (rebuilt by bluesky-tiled-plugins' `build_descriptor_docs`, which unfolds
-`_config_updates`), the events as event pages read from the `internal` table(s) and the array nodes
-beside them (internal arrays, and the columns the writer moved out of the table because their names
-collide ignoring case: README "Layout in Tiled"), and a StreamResource and a StreamDatum for each
-external node, from its data source and assets. The order is one event-model's validators accept:
-start; per stream its descriptors, stream resources, event pages, stream datums; stop.
+`run_documents(tree)` yields `(name, doc)` for one run, a `RunTree` of `Part`s (`read_run` reads it
+through a tiled client of a BlueskyRun 3.0 container, ingester.export.catalog_read through the
+embedded catalog's adapter): the start and stop from the run's metadata (without our `_ingest`), the
+descriptors from each stream's metadata (rebuilt by bluesky-tiled-plugins' `build_descriptor_docs`,
+which unfolds `_config_updates`), the events as event pages read from the `internal` table(s) and the
+array nodes beside them (internal arrays, and the columns the writer moved out of the table because
+their names collide ignoring case: README "Layout in Tiled"), and a StreamResource and a StreamDatum
+for each external node, from its data source and assets. The order is one event-model's validators
+accept: start; per stream its descriptors, stream resources, event pages, stream datums; stop.
 
 Events' uids are not kept in Tiled: each gets a uid derived from its descriptor and seq_num, so an
 export is the same every time. Nothing here writes a file or knows the pack.
@@ -18,12 +19,21 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-__all__ = ["PAGE_ROWS", "ExternalNode", "RunTree", "asset_path", "external_nodes", "read_run", "run_documents"]
+__all__ = [
+    "PAGE_ROWS",
+    "ExternalNode",
+    "Part",
+    "RunTree",
+    "asset_path",
+    "external_nodes",
+    "read_run",
+    "run_documents",
+]
 
 # Events per event page: a page of 1,000 rows of a few columns is a line of some 100 kB, far below
 # the 64 MiB a line the reader takes, and few enough lines that writing them costs little.
@@ -55,18 +65,39 @@ def _base(node: Any) -> Any:
     return getattr(node, "base", node)
 
 
-def _management(node: Any) -> str:
-    return str(node.data_sources()[0].management).split(".")[-1]
+def enum_name(value: Any) -> str:
+    """The name of one of tiled's enum values (`StructureFamily.table` or `table` -> `table`)."""
+    return str(value).split(".")[-1]
+
+
+@dataclass
+class Part:
+    """A node of a stream as the documents need it, however it was read.
+
+    `family`: its structure family's name; `source`: its data source (for an external node with its
+    assets); `shape`: an array's (empty for a table); `read()`: its data, a table as an Arrow table
+    (read through pandas, tiled's client turns list columns into strings, "[0 1 2 3]"; Arrow keeps
+    every column's type), an array as numpy or ragged."""
+
+    family: str
+    source: Any
+    shape: tuple
+    metadata: dict
+    read: Callable[[], Any]
+
+    @property
+    def management(self) -> str:
+        return enum_name(self.source.management)
 
 
 class ExternalNode:
     """An external node of a stream: its key, data source, and the files its assets name."""
 
-    def __init__(self, stream: str, key: str, node: Any):
+    def __init__(self, stream: str, key: str, part: Part):
         self.stream, self.key = stream, key
-        self.source = node.data_sources()[0]
-        self.shape = tuple(node.shape)
-        self.metadata = _plain(node.metadata)
+        self.source = part.source
+        self.shape = part.shape
+        self.metadata = part.metadata
         self.assets = sorted(self.source.assets, key=lambda a: a.num or 0)
 
     @property
@@ -89,28 +120,37 @@ class RunTree:
     """What Tiled holds of one run, read once: its metadata, and each stream's metadata and parts."""
 
     metadata: dict
-    streams: list[tuple[str, dict, dict[str, Any]]]  # (name, metadata, parts by key), in creation order
+    streams: list[tuple[str, dict, dict[str, Part]]]  # (name, metadata, parts by key), in creation order
 
 
 def read_run(root: Any, uid: str) -> RunTree:
-    """The run `uid` under `root`, in three requests and one a stream: the run, its streams with their
-    metadata, each stream's parts with their structures and data sources (a request a node took ~20 ms)."""
+    """The run `uid` under `root` (a tiled client), in three requests and one a stream: the run, its
+    streams with their metadata, each stream's parts with their structures and data sources (a request
+    a node took ~20 ms); each table's data is a request more, when the documents read it."""
     from ingester.target.clients import plain_variation
 
     run = plain_variation(root).new_variation(include_data_sources=True)[uid]
     streams = []
     for name, stream in run.items():
-        streams.append((name, _plain(stream.metadata), dict(_base(stream).items())))
+        parts = {key: _client_part(node) for key, node in _base(stream).items()}
+        streams.append((name, _plain(stream.metadata), parts))
     return RunTree(_plain(run.metadata), streams)
+
+
+def _client_part(node: Any) -> Part:
+    family = enum_name(node.structure_family)
+    read = (lambda: _read_table(node)) if family == "table" else node.read
+    shape = tuple(getattr(node.structure(), "shape", ()))
+    return Part(family, node.data_sources()[0], shape, _plain(node.metadata), read)
 
 
 def external_nodes(tree: RunTree) -> list[ExternalNode]:
     """Every external node of the run, stream by stream."""
     found = []
     for stream_name, _, parts in tree.streams:
-        for key, node in parts.items():
-            if not key.startswith("internal") and _management(node) == "external":
-                found.append(ExternalNode(stream_name, key, node))
+        for key, part in parts.items():
+            if not key.startswith("internal") and part.management == "external":
+                found.append(ExternalNode(stream_name, key, part))
     return found
 
 
@@ -159,23 +199,22 @@ def _rename_back(descriptor: dict, names: list[str]) -> None:
 # -- events -------------------------------------------------------------------------------------
 
 
-def _columns(parts: dict[str, Any], data_keys: dict) -> dict[str, Any]:
+def _columns(parts: dict[str, Part], data_keys: dict) -> dict[str, Any]:
     """Every column of the stream's internal data by name: the internal table(s), and the array
     nodes that are not external (internal arrays, ragged arrays, columns moved out of the table)."""
     columns: dict[str, Any] = {}
-    for key, node in parts.items():
-        family = str(node.structure_family).split(".")[-1]
-        if family == "table":
-            table = _read_table(node)
+    for key, part in parts.items():
+        if part.family == "table":
+            table = part.read()
             columns.update((name, _arrow_values(table.column(name))) for name in table.column_names)
-        elif _management(node) != "external" and not data_keys.get(key, {}).get("external"):
-            columns[key] = node.read()
+        elif part.management != "external" and not data_keys.get(key, {}).get("external"):
+            columns[key] = part.read()
     return columns
 
 
 def _read_table(node: Any) -> Any:
-    """A table node as an Arrow table. Read through pandas, tiled's client turns list columns into
-    strings ("[0 1 2 3]"); Arrow keeps every column's type, and `to_pylist` gives builtins at once."""
+    """A table node (a tiled client) as an Arrow table, asked for as an Arrow file: `to_pylist` then
+    gives builtins at once."""
     import pyarrow
     from tiled.client.utils import handle_error
 
@@ -210,7 +249,7 @@ def _timestamp_names(keys: list[str]) -> dict[str, str]:
     return names
 
 
-def _event_pages(parts: dict[str, Any], descriptors: list[dict], page_rows: int) -> Iterator[tuple[str, dict]]:
+def _event_pages(parts: dict[str, Part], descriptors: list[dict], page_rows: int) -> Iterator[tuple[str, dict]]:
     data_keys = descriptors[0]["data_keys"]
     columns = _columns(parts, data_keys)
     if "seq_num" not in columns:

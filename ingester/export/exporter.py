@@ -17,9 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ingester.export.catalog_read import read_run_in_catalog
 from ingester.export.documents import RunTree, external_nodes, read_run, run_documents
 from ingester.export.pack import Pack, RunRecord, file_sha256
 from ingester.status import Outcome
+from ingester.target.embedded import EmbeddedNode
 
 __all__ = [
     "EXPORTED",
@@ -75,7 +77,7 @@ def select_runs(
     if until is not None:
         catalog = catalog.search(Key("start.time") < until.timestamp())
     if wanted:
-        missing = [uid for uid in wanted if uid not in root]
+        missing = _missing(root, wanted)
         if missing:
             raise MissingRun(f"not in the catalog: {', '.join(missing)}")
         if since is not None or until is not None:
@@ -84,6 +86,21 @@ def select_runs(
     else:
         wanted = list(catalog)
     return wanted[:limit] if limit is not None else wanted
+
+
+# Uids asked for in one request: 100 (~4 kB of the URL) stay well under the URL length servers accept.
+_UIDS_A_REQUEST = 100
+
+
+def _missing(root: Any, wanted: list[str]) -> list[str]:
+    """The uids of `wanted` that are not in the catalog, asked for a hundred at a time: `uid in root`
+    is a request a uid (22 ms each, 22 s for a list of 1,000), 100 uids at once took 0.03 s."""
+    from tiled.queries import KeysFilter
+
+    present: set[str] = set()
+    for first in range(0, len(wanted), _UIDS_A_REQUEST):
+        present.update(root.search(KeysFilter(wanted[first : first + _UIDS_A_REQUEST])))
+    return [uid for uid in wanted if uid not in present]
 
 
 def write_documents(documents: Iterable[tuple[str, dict]], path: Path, format: str) -> int:
@@ -124,9 +141,11 @@ def export_runs(
     on_run: Callable[[RunExport], None] = lambda outcome: None,
     stop: threading.Event | None = None,
 ) -> Iterator[RunExport]:
-    """Export each run of `uids` from `root` (a tiled client of the catalog) into `pack`; the
-    pack's shared files and catalog.yml are written once every run was looked at (also when some
-    were refused or failed, not when stopped). A run of a target that went away raises."""
+    """Export each run of `uids` from `root` into `pack`. `root` is a tiled client of the catalog, or
+    the embedded catalog's `EmbeddedNode`, whose runs are read through its catalog adapter without
+    HTTP (ingester.export.catalog_read). The pack's shared files and catalog.yml are written once
+    every run was looked at (also when some were refused or failed, not when stopped). A run of a
+    target that went away raises."""
     pack.begin()
     stopped = False
     for uid in uids:
@@ -146,7 +165,7 @@ def export_run(root: Any, uid: str, pack: Pack) -> RunExport:
     if pack.verified(uid):
         return RunExport(uid, ALREADY_EXPORTED, seconds=time.monotonic() - began)
     try:
-        tree = read_run(root, uid)
+        tree = read_run_in_catalog(root, uid) if isinstance(root, EmbeddedNode) else read_run(root, uid)
         files, roots = _copy_external(tree, pack)
         path = pack.documents_path(uid)
         events = write_documents(run_documents(tree), path, pack.format)

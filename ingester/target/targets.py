@@ -27,7 +27,8 @@ class Target:
 
     `writer_root` is what the writer writes runs into: `root` itself for a Tiled server, and for the
     embedded catalog an `EmbeddedNode`, which writes through the in-process catalog adapter (same
-    layout, without the HTTP round trip; see ingester.target.embedded). `description` names the
+    layout, without the HTTP round trip; see ingester.target.embedded), and what `export` reads runs
+    back through the same way (ingester.export.catalog_read). `description` names the
     target for logs (a folder or a URI without credentials). `serving`: the address the catalog is
     served at for other clients while it is written (`ingester.target.serve.open_served`), else None;
     `on_close` is called after the client is closed (stopping that server).

@@ -132,6 +132,23 @@ def test_uid_file_and_unknown_uid(catalog_a, tmp_path):
     assert "not in the catalog: no-such-run" in result.output
 
 
+def test_a_long_uid_file_names_every_unknown_uid_and_only_those(catalog_a, tmp_path):
+    """The uids are looked up a hundred at a time: every run of A and 150 unknown ones in one file."""
+    with open_embedded(catalog_a) as target:
+        known = list(target.root)
+    unknown = [f"no-such-run-{n:03d}" for n in range(150)]
+    listed = tmp_path / "uids.txt"
+    listed.write_text("\n".join([*unknown[:75], *known, *unknown[75:]]) + "\n")
+    result = export(tmp_path / "pack", "--catalog", catalog_a, "--uid-file", listed)
+    assert result.exit_code == 2
+    named = result.output.split("not in the catalog: ", 1)[1].replace("\n", "").replace(" ", "").split(",")
+    assert named == unknown
+    listed.write_text("\n".join(known) + "\n")
+    result = export(tmp_path / "pack", "--catalog", catalog_a, "--uid-file", listed)
+    assert result.exit_code == 0, result.output
+    assert {p.stem for p in (tmp_path / "pack" / "documents").iterdir()} == set(known)
+
+
 def test_no_catalog_is_exit_2(tmp_path):
     result = export(tmp_path / "pack", "--catalog", tmp_path / "nothing")
     assert result.exit_code == 2
