@@ -44,4 +44,23 @@ def status(
             )
         if failed:
             for record in book.files(list(RETRYABLE)):
-                typer.echo(scrub(f"{record.path}:{record.line or 0}: {record.status}: {record.reason}"))
+                typer.echo(
+                    scrub(f"{record.path}:{_position(record.path, record.line)}: {record.status}: {record.reason}")
+                )
+
+
+def _position(path: str, line: int | None) -> str:
+    """Where in the file the ledger's problem is, counted as the file's format counts: the ledger
+    keeps a number, which is a document's for a msgpack file (read from its first byte) and a line's
+    for any other."""
+    from ingester.read.msgpackio import is_msgpack
+    from ingester.runs import DocumentNumber
+
+    if not line:
+        return "0"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1)
+    except OSError:
+        return str(line)  # moved or deleted since: the number as recorded
+    return str(DocumentNumber(line)) if is_msgpack(head) else str(line)

@@ -26,6 +26,7 @@ from ingester.ingest.outcomes import FileOutcome, Summary
 from ingester.ingest.packs import pack_roots
 from ingester.ledger.store import Ledger
 from ingester.read.discover import find_run_files
+from ingester.read.pack import pack_of
 from ingester.status import Outcome
 
 __all__ = ["select_files", "settled_by_ledger", "run_batch", "ingest_pending", "ingest_paths"]
@@ -68,8 +69,8 @@ def settled_by_ledger(
     outcomes, pending = [], []
     for path in files:
         status = settled.get(os.path.abspath(path)) if path in stats else None
-        if status is None:
-            pending.append(path)
+        if status is None or (status == Outcome.REFUSED and pack_of(path) is not None):
+            pending.append(path)  # a refused pack document: FileIngester looks at when its catalog came
         else:
             reason = f"unchanged since it was {status}"
             outcomes.append(FileOutcome(path, Outcome.UNCHANGED, reason=reason, recorded=Outcome(status)))

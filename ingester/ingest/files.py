@@ -25,6 +25,7 @@ from ingester.config import Settings, path_rules
 from ingester.ingest.guards import WriteGuards
 from ingester.ingest.move import move_done
 from ingester.ingest.outcomes import FileOutcome
+from ingester.ingest.packs import pack_changed_since
 from ingester.ingest.pipeline import RunIngester, RunPolicy, file_digest
 from ingester.ledger.lease import LeaseKeeper
 from ingester.ledger.records import FileRecord
@@ -115,6 +116,8 @@ class FileIngester:
             return stat, record
         if self.retry_failed and record.status == Outcome.FAILED:
             return stat, record
+        if record.status == Outcome.REFUSED and pack_changed_since(path, record.last_attempt):
+            return stat, record  # refused before its pack's catalog.yml came, or under an older one
         if not self.options.dry_run:
             self.ledger.touch(path)
         return FileOutcome(

@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ingester.config import PathRules
 from ingester.problems import Problem
-from ingester.read.pack import pack_of
+from ingester.read.pack import CATALOG_FILE, pack_of
 from ingester.read.source import Source
 
-__all__ = ["rules_for_file", "document_mismatch", "pack_roots"]
+__all__ = ["rules_for_file", "document_mismatch", "pack_roots", "pack_changed_since"]
 
 
 def rules_for_file(rules: PathRules, path: Path) -> PathRules:
@@ -27,6 +28,23 @@ def rules_for_file(rules: PathRules, path: Path) -> PathRules:
     if pack is None:
         return rules
     return dataclasses.replace(rules, pack_root_map=pack.root_map, checksums=pack.checksums)
+
+
+def pack_changed_since(path: Path, when: datetime | None) -> bool:
+    """Whether `path` is a document file of a pack whose catalog.yml arrived or changed after `when`.
+
+    A pack copied into a spool file by file may show its documents before its catalog.yml: they are
+    read without its root map and refused. Once the catalog is there, they are worth reading again.
+    The inode change time counts too: a copy that keeps the original mtime (`cp -p`, `rsync -a`)
+    still changes it."""
+    pack = pack_of(path)
+    if pack is None or when is None:
+        return False
+    try:
+        found = os.stat(pack.folder / CATALOG_FILE)
+    except OSError:
+        return False
+    return datetime.fromtimestamp(max(found.st_mtime, found.st_ctime), UTC) > when
 
 
 def pack_roots(files: Iterable[Path]) -> list[Path]:

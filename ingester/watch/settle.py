@@ -127,6 +127,13 @@ class SettleTable:
             else:
                 entry.since, entry.heard = self._clock(), True
 
+    def reconsider(self, path: Path) -> None:
+        """Something the file is read with changed (its pack's catalog.yml), not the file: hand it
+        over again once settled, even when it is done with as it is."""
+        with self._lock:
+            self._done.pop(path, None)
+        self.note(path)
+
     def offer(self, path: Path, snapshot: Snapshot) -> bool:
         """A scan found `path` as `snapshot`: pending unless known as such; whether it became pending."""
         with self._lock:

@@ -7,7 +7,9 @@ inotify never hears of writes made by another NFS client. Every event only makes
 a `SettleTable` (`ingester.watch.settle`), which decides when it is ready: quiet for `settle` seconds
 and ending with a stop document. An APScheduler background scheduler runs the jobs: the settle
 check that hands ready files over, a full rescan every `rescan_interval` seconds (the safety net
-for missed events), and the heartbeat (`on_heartbeat(state, scanned=...)`).
+for missed events), and the heartbeat (`on_heartbeat(state, scanned=...)`). A databroker-pack's
+`catalog.yml` that arrives or changes hands the pack's documents over again, even unchanged: the
+ones that came before it were read without its root map.
 
 Ready files go to ONE worker thread, one at a time, which calls `on_ready(path)` and gets back
 its `Outcome`; `failed`, or the callback raising, is retried with exponential backoff;
@@ -39,7 +41,7 @@ from watchdog.observers.api import BaseObserver
 
 from ingester.logs import logger
 from ingester.read.discover import find_run_files, is_run_file_name
-from ingester.read.pack import pack_takes
+from ingester.read.pack import CATALOG_FILE, find_pack, pack_takes
 from ingester.status import Outcome
 from ingester.watch.mounts import filesystem_type, is_network_filesystem
 from ingester.watch.observers import SpoolEvents, start_observers
@@ -237,8 +239,24 @@ class SpoolWatcher:
         return root is not None and not any(part.startswith(".") for part in path.relative_to(root).parts)
 
     def note(self, path: Path) -> None:
-        if not self._stopping.is_set() and self._wanted(path):
+        if self._stopping.is_set():
+            return
+        if path.name == CATALOG_FILE:
+            self._note_pack(path.parent)
+        elif self._wanted(path):
             self.table.note(path)
+
+    def _note_pack(self, folder: Path) -> None:
+        """A catalog.yml arrived or changed: the pack's documents are looked at again (those that came
+        before it were read without its root map). The folder is globbed by the scheduler, not here."""
+        if self._scheduler is not None:
+            self._scheduler.add_job(_logged(self._renote_pack), args=[folder], name=f"pack {folder}")
+
+    def _renote_pack(self, folder: Path) -> None:
+        pack = find_pack(folder)
+        for path in pack.document_files() if pack is not None else []:
+            if self._wanted(path) and take_snapshot(path) is not None:
+                self.table.reconsider(path)
 
     def scan_folder(self, folder: Path) -> None:
         """A folder appeared (created or moved in): what it already holds may have no events."""

@@ -112,6 +112,34 @@ def test_a_pack_without_copies_reads_through_its_root_map_then_the_users(tmp_pat
     assert_same_runs(catalog, [pack, data], direct)
 
 
+def test_a_pack_whose_catalog_came_last_is_read_again_once_it_is_there(tmp_path, direct):
+    """A pack copied file by file, catalog.yml last: its runs with external files are refused without
+    the root map; once catalog.yml is there, those files are read again (the others stay unchanged)."""
+    pack = moved_pack("msgpack-copy", tmp_path)
+    catalog_text = (pack / "catalog.yml").read_text()
+    (pack / "catalog.yml").unlink()
+    catalog = tmp_path / "catalog"
+    result = ingest(pack, "--catalog", catalog)
+    assert (
+        result.exit_code == 1 and f"external file does not exist: {pack}/documents/{HASHED}/data/" in result.output
+    ), result.output
+    assert catalog_uids(catalog) == {EXPECTED[SOURCES[0]]["uid"]}
+    failed = runner.invoke(app, ["status", "--catalog", str(catalog), "--failed"], catch_exceptions=False).output
+    refusals = [line for line in failed.splitlines() if ": refused: " in line]
+    assert len(refusals) == 2 and all(
+        ".msgpack:document 3: refused: external file does not exist: " in r for r in refusals
+    ), failed
+    assert ingest(pack, "--catalog", catalog).output.count("unchanged") >= 1  # nothing changed: not read again
+    assert catalog_uids(catalog) == {EXPECTED[SOURCES[0]]["uid"]}
+    (pack / "catalog.yml").write_text(catalog_text)
+    result = ingest(pack, "--catalog", catalog, "--report", tmp_path / "report.json")
+    assert result.exit_code == 0, result.output
+    statuses = sorted(e["status"] for e in json.loads((tmp_path / "report.json").read_text())["files"])
+    assert statuses == ["ingested", "ingested", "unchanged"]
+    assert_same_runs(catalog, [pack], direct)
+    assert ingest(pack, "--catalog", catalog).exit_code == 0  # and then settled
+
+
 def test_a_pack_keeping_absolute_roots_maps_them_relative_to_itself(tmp_path, direct):
     """Roots kept as the documents wrote them (no hashed id), mapped into the pack: how a pack
     without hashed roots (databroker-pack's --no-documents manifests, other exporters) says it."""

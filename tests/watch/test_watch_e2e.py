@@ -223,3 +223,28 @@ def test_a_pack_moved_into_the_spool_is_ingested_through_its_root_map(spool, ser
         watcher.kill()
     log = "".join(path.read_text() for path in tmp_path.glob("watch-*.log"))
     assert "settings.json" not in log and "refused" not in log, log
+
+
+def test_a_pack_whose_catalog_lands_last_is_ingested_once_it_is_there(spool, server, tmp_path):
+    """A pack copied into the spool file by file, its catalog.yml last: the runs with external files
+    are refused at first (nothing maps the pack's hashed roots), then ingested when catalog.yml lands."""
+    from support.corpus import EXPECTED, FIXTURES
+
+    carried = tmp_path / "usb" / "pack"
+    shutil.copytree(FIXTURES / "packs" / "msgpack-copy", carried)
+    catalog = (carried / "catalog.yml").read_bytes()
+    (carried / "catalog.yml").unlink()
+    external = {EXPECTED[name]["uid"] for name in ("moved/npy_seq_moved.jsonl", "moved/legacy_ad_moved.jsonl")}
+    plain = EXPECTED["good/scan_baseline.jsonl"]["uid"]
+    watcher = start_watcher(spool, server, tmp_path)
+    try:
+        carried.rename(spool / "pack")
+        logs = lambda: "".join(path.read_text() for path in tmp_path.glob("watch-*.log"))  # noqa: E731
+        wait_for(lambda: logs().count("refused: ") == 2 and server.complete(plain), 120, "two refusals")
+        assert not external & set(server.uids())  # a refused run leaves nothing behind
+        (spool / "pack" / "catalog.yml").write_bytes(catalog)
+        wait_for(lambda: all(server.complete(uid) for uid in external), 120, "the refused runs, once catalog.yml is in")
+        assert sorted(server.uids()) == sorted({plain, *external})
+        assert stop_watcher(watcher) == 0
+    finally:
+        watcher.kill()
