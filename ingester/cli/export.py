@@ -136,7 +136,7 @@ class _ExportView:
         from ingester.logs import logger
 
         self.events += outcome.events
-        if outcome.status in (Outcome.REFUSED, Outcome.FAILED):
+        if outcome.status in (Outcome.REFUSED, Outcome.FAILED) or outcome.reason:
             self.console.print(f"{outcome.uid}: {outcome.status}: {outcome.reason}", markup=False, soft_wrap=True)
         if self.progress is not None:
             elapsed = self.progress.tasks[0].elapsed or 1e-9

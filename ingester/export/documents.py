@@ -31,6 +31,7 @@ __all__ = [
     "RunTree",
     "asset_path",
     "external_nodes",
+    "left_out_keys",
     "read_run",
     "run_documents",
 ]
@@ -164,8 +165,10 @@ def run_documents(tree: RunTree, page_rows: int = PAGE_ROWS) -> Iterator[tuple[s
     externals = external_nodes(tree)
     for stream_name, stream_metadata, parts in tree.streams:
         descriptors = build_descriptor_docs(stream_metadata, stream_name, start["uid"])
+        left_out = [key for stream_key in left_out_keys(metadata) for key in _key_of(stream_key, stream_name)]
         for descriptor in descriptors:
             _rename_back(descriptor, _renamed_keys(metadata.get("notes", []), stream_name))
+            _drop_keys(descriptor, left_out)
         for descriptor in descriptors:
             yield "descriptor", descriptor
         mine = [node for node in externals if node.stream == stream_name]
@@ -177,6 +180,28 @@ def run_documents(tree: RunTree, page_rows: int = PAGE_ROWS) -> Iterator[tuple[s
             yield "stream_datum", datum
     if "stop" in metadata:
         yield "stop", metadata["stop"]
+
+
+def left_out_keys(metadata: dict) -> list[str]:
+    """`stream/key` of each data key the ingest left out (`--on-missing-file skip`: its external files
+    were missing), as the run's `_ingest.missing` lists them. The stream's metadata still describes
+    them; the documents must not, or the pack holds runs no ingest takes (an external key with no
+    StreamResource and in no event)."""
+    missing = (metadata.get("_ingest") or {}).get("missing") or []
+    return [str(entry).partition(": ")[0] for entry in missing]
+
+
+def _key_of(stream_key: str, stream: str) -> list[str]:
+    key = stream_key.removeprefix(f"{stream}/")
+    return [key] if key != stream_key else []
+
+
+def _drop_keys(descriptor: dict, keys: list[str]) -> None:
+    for key in keys:
+        descriptor["data_keys"].pop(key, None)
+        for names in descriptor.get("object_keys", {}).values():
+            if key in names:
+                names.remove(key)
 
 
 def _renamed_keys(notes: list[str], stream: str) -> list[str]:

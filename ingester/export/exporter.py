@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ingester.export.catalog_read import read_run_in_catalog
-from ingester.export.documents import RunTree, external_nodes, read_run, run_documents
+from ingester.export.documents import RunTree, external_nodes, left_out_keys, read_run, run_documents
 from ingester.export.pack import Pack, RunRecord, file_sha256
 from ingester.status import Outcome
 from ingester.target.embedded import EmbeddedNode
@@ -183,7 +183,9 @@ def export_run(root: Any, uid: str, pack: Pack) -> RunExport:
         copied=pack.copy_external,
     )
     pack.save_record(record)
-    return RunExport(uid, EXPORTED, events=events, files=len(files), seconds=time.monotonic() - began)
+    left_out = left_out_keys(tree.metadata)
+    note = f"without the data keys left out at its ingest (files missing): {', '.join(left_out)}" if left_out else None
+    return RunExport(uid, EXPORTED, note, events=events, files=len(files), seconds=time.monotonic() - began)
 
 
 def _copy_external(tree: RunTree, pack: Pack) -> tuple[dict[str, str], dict[str, str]]:

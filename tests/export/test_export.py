@@ -18,7 +18,7 @@ import yaml
 
 from ingester.cli.app import app
 from ingester.target.targets import open_embedded
-from support.cli import ingest, runner
+from support.cli import catalog_uids, ingest, runner
 from support.corpus import EXPECTED, FIXTURES
 
 SCAN = EXPECTED["good/scan_baseline.jsonl"]["uid"]  # no external data
@@ -211,3 +211,28 @@ def test_a_missing_external_file_refuses_the_run_by_name(tmp_path):
     assert (tmp_path / "pack" / "documents" / f"{SCAN}.jsonl").is_file()
     assert not (tmp_path / "pack" / "documents" / f"{BLOB}.jsonl").exists()
     assert (tmp_path / "pack" / "catalog.yml").is_file()  # every run was looked at
+
+
+def test_a_run_ingested_without_its_missing_keys_exports_as_it_is_in_tiled(tmp_path):
+    """A run ingested with `--on-missing-file skip` holds no node for the keys whose files were
+    missing: its documents leave those keys out too (said on export), so the pack ingests as it is,
+    into the same tree."""
+    source = FIXTURES / "facility" / "missing_detector_file.jsonl"
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert ingest(source, "--catalog", a, "--on-missing-file", "skip").exit_code == 0
+    result = export(tmp_path / "pack", "--catalog", a)
+    assert result.exit_code == 0, result.output
+    assert (
+        "without the data keys left out at its ingest (files missing): primary/pilatus, primary/eiger" in result.output
+    )
+    (uid,) = catalog_uids(a)
+    documents = documents_of(tmp_path / "pack" / "documents" / f"{uid}.jsonl")
+    descriptors = [doc for name, doc in documents if name == "descriptor"]
+    assert [sorted(d["data_keys"]) for d in descriptors] == [["I0", "motor"]]
+    result = ingest(tmp_path / "pack", "--catalog", b)
+    assert result.exit_code == 0, result.output
+    with open_embedded(a) as ta, open_embedded(b) as tb:
+        ours, theirs = ta.root[uid], tb.root[uid]
+        assert list(ours["primary"]) == list(theirs["primary"])
+        assert ours["primary"].read().equals(theirs["primary"].read())
+        assert sorted(theirs["primary"].metadata["data_keys"]) == ["I0", "motor"]
