@@ -89,17 +89,37 @@ def read_run(catalog, name: str) -> None:
     assert validate(run, fix_errors=False, try_reading=True, raise_on_error=True, write_notes=False)
 
 
-def caught_writing(catalog, uid: str, process, timeout: float = INGEST) -> dict:
-    """The run's metadata as a client sees it while the watcher writes it (polled often)."""
+def caught_writing(url: str, uid: str, process, timeout: float = INGEST) -> dict | None:
+    """The run's metadata as a client sees it while the watcher writes it; None when the client saw it
+    only once written. One plain HTTP request a look (the tiled client makes several, and retries)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the watcher ended"
-        metadata = dict(catalog[uid].metadata) if uid in catalog else {}
-        if metadata.get("_ingest", {}).get("state") == "writing":
-            return metadata
-        assert "stop" not in metadata, "the large run was written before it could be caught being written"
-        time.sleep(0.02)
+    with httpx.Client(base_url=url, timeout=INGEST) as http:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the watcher ended"
+            response = http.get(f"/api/v1/metadata/{uid}")
+            metadata = response.json()["data"]["attributes"]["metadata"] if response.status_code == 200 else {}
+            if metadata.get("_ingest", {}).get("state") == "writing":
+                return metadata
+            if "stop" in metadata:
+                return None
+            time.sleep(0.01)
     pytest.fail(f"run {uid} never appeared")
+
+
+def big_run_caught_writing(tmp_path: Path, spool: Path, url: str, process) -> list[tuple[str, int]]:
+    """Land ever larger runs in the spool until a client catches one while it is written: on a loaded
+    machine a client's looks can all miss the first one's write. Each run's (uid, events), in order."""
+    landed = []
+    for attempt, events in enumerate((BIG, 2 * BIG, 4 * BIG)):
+        path = tmp_path / f"big{attempt}.jsonl"
+        uid = write_run_file(path, events=events)
+        path.rename(spool / path.name)
+        landed.append((uid, events))
+        seen = caught_writing(url, uid, process)
+        if seen is not None:
+            assert "stop" not in seen  # a run being written reads as in progress, as TiledWriter's does
+            return landed
+    pytest.fail(f"no run was caught while written: {landed}")
 
 
 def test_clients_read_runs_as_they_arrive_and_cannot_write(tmp_path, spool, monkeypatch):
@@ -132,20 +152,18 @@ def test_clients_read_runs_as_they_arrive_and_cannot_write(tmp_path, spool, monk
         assert status.returncode == 0, status.stderr
         assert f"serving {watcher.url}" in status.stdout
 
-        big = write_run_file(tmp_path / "big.jsonl", events=BIG)
-        (tmp_path / "big.jsonl").rename(spool / "big.jsonl")
-        seen = caught_writing(catalog, big, watcher.process)
-        assert "stop" not in seen  # a run being written reads as in progress, as TiledWriter's does
+        bigs = big_run_caught_writing(tmp_path, spool, watcher.url, watcher.process)
         assert watcher.terminate() == 0, watcher.log.read_text()  # SIGTERM while it is written
         assert "finishing" in watcher.log.read_text()
         catalog.context.close()
     finally:
         watcher.kill()
-    uids = {EXPECTED[f"good/{name}"]["uid"] for name in ARRIVALS} | {big}
+    uids = {EXPECTED[f"good/{name}"]["uid"] for name in ARRIVALS} | {uid for uid, _ in bigs}
     assert catalog_uids(watcher.catalog) == uids  # the catalog reopens, every run in it
     with open_embedded(watcher.catalog) as target:  # the run in hand was finished, not left half-written
-        assert target.root[big].metadata["_ingest"]["state"] == "complete"
-        assert len(target.root[big]["primary"].read()["x"]) == BIG
+        for big, events in bigs:
+            assert target.root[big].metadata["_ingest"]["state"] == "complete"
+            assert len(target.root[big]["primary"].read()["x"]) == events
     assert {row[0] for row in ledger_rows(watcher.catalog).values()} == {"ingested"}
     after = run_ingester("status", "--catalog", watcher.catalog)
     assert "serving" not in after.stdout and "stopped" in after.stdout
