@@ -163,9 +163,10 @@ def run_documents(tree: RunTree, page_rows: int = PAGE_ROWS) -> Iterator[tuple[s
     start = metadata["start"]
     yield "start", start
     externals = external_nodes(tree)
+    left_out_of_run = left_out_keys(metadata)
     for stream_name, stream_metadata, parts in tree.streams:
         descriptors = build_descriptor_docs(stream_metadata, stream_name, start["uid"])
-        left_out = [key for stream_key in left_out_keys(metadata) for key in _key_of(stream_key, stream_name)]
+        left_out = [key for stream_key in left_out_of_run for key in _key_of(stream_key, stream_name)]
         for descriptor in descriptors:
             _rename_back(descriptor, _renamed_keys(metadata.get("notes", []), stream_name))
             _drop_keys(descriptor, left_out)
